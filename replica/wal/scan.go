@@ -98,13 +98,13 @@ func (s *scanner) bodyBuf(n int) []byte {
 }
 
 // zeroTail reads on from an all-zero header at start: io.EOF if only zeros
-// follow, else damage at the first non-zero byte.
+// follow, else damage at start naming the first non-zero byte.
 func (s *scanner) zeroTail(start int64) error {
 	for {
 		b, err := s.br.Peek(readBuffer)
 		if i := firstNonZero(b); i >= 0 {
 			at := s.off + int64(i)
-			return &damage{off: at, reason: fmt.Sprintf("non-zero bytes at offset %d after the end of the records at offset %d", at, start)}
+			return &damage{off: start, reason: fmt.Sprintf("the records stop (zero header), but non-zero bytes follow at offset %d", at)}
 		}
 		d, _ := s.br.Discard(len(b))
 		s.off += int64(d)
