@@ -70,4 +70,3 @@ func joinDetail(a, b string) string {
 	}
 	return a + ": " + b
 }
-

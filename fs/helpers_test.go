@@ -66,7 +66,11 @@ func describe(m *Mutation) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "kind=%d time=%d lease=%d ttl=%d sys=%v", m.Kind, m.Time, m.Lease, m.TTL, m.System)
-	for _, o := range m.Ops {
+	for i, o := range m.Ops {
+		if i == 8 && len(m.Ops) > 9 {
+			fmt.Fprintf(&b, " ... %d ops", len(m.Ops))
+			break
+		}
 		fmt.Fprintf(&b, " [%s %q %d %q L%d]", o.Kind, o.Path, o.Rev, o.Body, o.Lease)
 	}
 	return b.String()
