@@ -136,6 +136,9 @@ func (br *blockReader) next() error {
 		return errors.New("block larger than 1 MiB")
 	}
 	if n == 0 {
+		if binary.BigEndian.Uint32(h[4:]) != 0 {
+			return errors.New("end block checksum mismatch")
+		}
 		br.done = true
 		return errEndOfPayload
 	}
