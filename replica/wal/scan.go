@@ -39,8 +39,10 @@ type scanner struct {
 const readBuffer = 1 << 20
 
 func newScanner(r io.ReaderAt, from, size int64, maxRec int, fresh bool) *scanner {
-	sr := io.NewSectionReader(r, from, max(size-from, 0))
-	return &scanner{br: bufio.NewReaderSize(sr, readBuffer), off: from, size: size, maxRec: maxRec, fresh: fresh}
+	n := max(size-from, 0)
+	sr := io.NewSectionReader(r, from, n)
+	br := bufio.NewReaderSize(sr, int(min(n+1, readBuffer)))
+	return &scanner{br: br, off: from, size: size, maxRec: maxRec, fresh: fresh}
 }
 
 // next returns the next frame. At the end of the records it returns io.EOF:
@@ -101,7 +103,7 @@ func (s *scanner) bodyBuf(n int) []byte {
 // follow, else damage at start naming the first non-zero byte.
 func (s *scanner) zeroTail(start int64) error {
 	for {
-		b, err := s.br.Peek(readBuffer)
+		b, err := s.br.Peek(s.br.Size())
 		if i := firstNonZero(b); i >= 0 {
 			at := s.off + int64(i)
 			return &damage{off: start, reason: fmt.Sprintf("the records stop (zero header), but non-zero bytes follow at offset %d", at)}

@@ -24,7 +24,7 @@ import (
 // would have had. It returns the offset of the first such frame found.
 func laterBatch(r io.ReaderAt, size, from int64, gen uint32, next uint64, maxRec int) (int64, bool, error) {
 	const chunk = 1 << 20
-	buf := make([]byte, chunk+frameHeaderSize)
+	buf := make([]byte, min(chunk+frameHeaderSize, max(size-from, 0)))
 	// No frame is shorter than its header, which bounds how far indexes and
 	// generations can have advanced by any offset in the file.
 	ahead := uint64(size-from)/frameHeaderSize + 1
