@@ -53,6 +53,9 @@ func (c *logCapture) matching(s string) []string {
 	return out
 }
 
+// smallSegments keeps tests from preallocating 64 MiB segments.
+var smallSegments = Options{SegmentSize: 16 << 10}
+
 // testOptions returns small-segment options logging into a capture.
 func testOptions(segSize int64) (Options, *logCapture) {
 	c := &logCapture{}

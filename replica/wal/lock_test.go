@@ -8,11 +8,11 @@ import (
 
 func TestASecondOpenerOfADataDirIsRefusedNamingTheDir(t *testing.T) {
 	dir := t.TempDir()
-	d, err := OpenDataDir(dir, Options{})
+	d, err := OpenDataDir(dir, smallSegments)
 	if err != nil {
 		t.Fatalf("OpenDataDir: %v", err)
 	}
-	_, err = OpenDataDir(dir, Options{})
+	_, err = OpenDataDir(dir, smallSegments)
 	if !errors.Is(err, ErrLocked) {
 		t.Fatalf("second OpenDataDir: got %v, want ErrLocked", err)
 	}
@@ -25,7 +25,7 @@ func TestASecondOpenerOfADataDirIsRefusedNamingTheDir(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err = OpenDataDir(dir, Options{})
+	d, err = OpenDataDir(dir, smallSegments)
 	if err != nil {
 		t.Fatalf("OpenDataDir after Close: %v", err)
 	}
@@ -34,9 +34,9 @@ func TestASecondOpenerOfADataDirIsRefusedNamingTheDir(t *testing.T) {
 
 func TestASecondOpenerOfAWALDirIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	w := mustOpen(t, dir, Options{})
+	w := mustOpen(t, dir, smallSegments)
 	defer w.Close()
-	if _, err := Open(dir, Options{}); !errors.Is(err, ErrLocked) {
+	if _, err := Open(dir, smallSegments); !errors.Is(err, ErrLocked) {
 		t.Fatalf("second Open: got %v, want ErrLocked", err)
 	}
 }

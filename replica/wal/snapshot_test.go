@@ -299,7 +299,7 @@ func TestImportSnapshotSeedsANewDataDirAndRefusesOneInUse(t *testing.T) {
 	if err != nil || got.Index != 1234 {
 		t.Fatalf("ImportSnapshot: got %+v, %v", got, err)
 	}
-	d, err := OpenDataDir(dir, Options{})
+	d, err := OpenDataDir(dir, smallSegments)
 	if err != nil {
 		t.Fatal(err)
 	}

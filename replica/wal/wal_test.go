@@ -228,3 +228,38 @@ func TestOpenRefusesOptionsOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentAppendersAndSyncersAreSerialised(t *testing.T) {
+	dir := t.TempDir()
+	opts, _ := testOptions(4 << 10)
+	w := mustOpen(t, dir, opts)
+	const writers, each = 4, 40
+	errs := make(chan error, writers)
+	for g := range writers {
+		go func() {
+			for i := range each {
+				if err := w.Append(rec(g*1000+i, 50)); err != nil {
+					errs <- err
+					return
+				}
+				if err := w.Sync(); err != nil {
+					errs <- err
+					return
+				}
+				_ = w.NextIndex()
+			}
+			errs <- nil
+		}()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustClose(t, w)
+	w = mustOpen(t, dir, opts)
+	defer w.Close()
+	if got := len(replayAll(t, w, 1)); got != writers*each {
+		t.Fatalf("got %d records, want %d", got, writers*each)
+	}
+}
