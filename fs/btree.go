@@ -134,13 +134,21 @@ func (b *bnode) insert(n *node) (l, r *bnode, added bool) {
 	}
 	i := b.route(n.name)
 	kl, kr, added := b.kids[i].insert(n)
-	kids := make([]*bnode, 0, len(b.kids)+1)
-	kids = append(kids, b.kids[:i]...)
-	kids = append(kids, kl)
+	w := len(b.kids) + 1
+	kids, mins := make([]*bnode, 0, w), make([]string, 0, w)
+	kids, mins = append(kids, b.kids[:i]...), append(mins, b.mins[:i]...)
+	kids, mins = append(kids, kl), append(mins, kl.first())
 	if kr != nil {
-		kids = append(kids, kr)
+		kids, mins = append(kids, kr), append(mins, kr.first())
 	}
-	kids = append(kids, b.kids[i+1:]...)
+	kids, mins = append(kids, b.kids[i+1:]...), append(mins, b.mins[i+1:]...)
+	size := b.size
+	if added {
+		size++
+	}
+	if len(kids) <= maxItems {
+		return &bnode{kids: kids, mins: mins, size: size}, nil, added
+	}
 	l, r = splitInternal(kids)
 	return l, r, added
 }
@@ -185,18 +193,22 @@ func (b *bnode) remove(name string) (*bnode, bool) {
 	kids := append([]*bnode(nil), b.kids...)
 	switch {
 	case k.size == 0:
+		mins := make([]string, 0, len(b.mins)-1)
+		mins = append(append(mins, b.mins[:i]...), b.mins[i+1:]...)
 		kids = append(kids[:i], kids[i+1:]...)
+		return &bnode{kids: kids, mins: mins, size: b.size - 1}, true
 	case k.width() < minItems && len(kids) > 1:
 		kids[i] = k
 		j := i // merge kids[j] with kids[j+1]
 		if j == len(kids)-1 {
 			j--
 		}
-		kids = spliceMerged(kids, j, mergeNodes(kids[j], kids[j+1]))
-	default:
-		kids[i] = k
+		return newInternal(spliceMerged(kids, j, mergeNodes(kids[j], kids[j+1]))), true
 	}
-	return newInternal(kids), true
+	kids[i] = k
+	mins := append([]string(nil), b.mins...)
+	mins[i] = k.first()
+	return &bnode{kids: kids, mins: mins, size: b.size - 1}, true
 }
 
 // spliceMerged replaces kids[i] and kids[i+1] with the one or two nodes of

@@ -1,5 +1,7 @@
 package fs
 
+import "strings"
+
 // A node is a file or a directory at one revision. Nodes are immutable once
 // reachable from a published View: a change copies the node and every
 // ancestor up to the root (path copying), sharing everything else.
@@ -60,17 +62,18 @@ func newDir(name string, rev, time int64) *node {
 	return &node{name: name, dir: true, rev: rev, time: time}
 }
 
-// resolve finds the node at comps below root. It returns the node, or nil
-// and the kind of the failure: KindNoEnt when a component is missing,
-// KindNotDir when an ancestor is a file.
-func resolve(root *node, comps []string) (*node, Kind) {
+// lookup finds the node at the valid path p. It returns the node, or nil and
+// the kind of the failure: KindNoEnt when a component is missing, KindNotDir
+// when an ancestor is a file.
+func lookup(root *node, p string) (*node, Kind) {
 	n := root
-	for _, c := range comps {
+	for rest := p[1:]; rest != ""; {
+		var c string
+		c, rest, _ = strings.Cut(rest, "/")
 		if !n.dir {
 			return nil, KindNotDir
 		}
-		n = n.lookup(c)
-		if n == nil {
+		if n = n.lookup(c); n == nil {
 			return nil, KindNoEnt
 		}
 	}

@@ -19,7 +19,7 @@ func (v *View) node(path string) (*node, error) {
 	if err := ValidPath(path); err != nil {
 		return nil, err
 	}
-	n, k := resolve(v.root, split(path))
+	n, k := lookup(v.root, path)
 	if n == nil {
 		return nil, &Error{Kind: k, Path: path}
 	}
