@@ -244,3 +244,26 @@ func TestDamageFollowedByALaterBatchIsCorruption(t *testing.T) {
 		})
 	}
 }
+
+func TestDamageToTheBatchBeforeTheLastIsCorruption(t *testing.T) {
+	// The last batch is intact, so the one before it had been synced.
+	for _, tc := range []struct {
+		name  string
+		frame int // counted from the end: the last batch is one record and its commit
+	}{
+		{"its record", 4},
+		{"its commit frame", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newTornFixture(t)
+			frames := framesOf(t, fx.last)
+			fr := frames[len(frames)-tc.frame]
+			patchFile(t, fx.last, fr.off+2, []byte{readByte(t, fx.last, fr.off+2) ^ 0x20})
+			_, err := Open(fx.dir, fx.opts)
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Offset != fr.off {
+				t.Fatalf("Open: got %v, want a *CorruptError at offset %d", err, fr.off)
+			}
+		})
+	}
+}
