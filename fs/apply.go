@@ -32,6 +32,9 @@ func (t *Tree) Apply(m *Mutation) (Result, error) {
 
 // applyTxn applies the ops of a TXN in order, all or nothing.
 func (t *Tree) applyTxn(m *Mutation) (Result, error) {
+	if t.Rev() >= MaxRev {
+		return Result{}, &Error{Kind: KindOther, Detail: "revisions exhausted"}
+	}
 	x := t.begin(m.Time, m.System)
 	for i := range m.Ops {
 		if err := x.op(&m.Ops[i]); err != nil {

@@ -42,6 +42,9 @@ func (t *Tree) revoke(m *Mutation) (Result, error) {
 	if !t.leaseLive(m.Lease) {
 		return Result{}, Errorf(KindNoLease, "", "lease %d is not live", m.Lease)
 	}
+	if t.Rev() >= MaxRev {
+		return Result{}, &Error{Kind: KindOther, Detail: "revisions exhausted"}
+	}
 	system := m.System || m.Kind == MutLeaseExpire
 	paths := make([]string, 0, len(t.bound[m.Lease]))
 	for p := range t.bound[m.Lease] {

@@ -16,8 +16,8 @@ package fs
 // goroutine, and it keeps the events' bodies.
 func (t *Tree) ApplyEvents(rev int64, evs []Event) error {
 	cur := t.Rev()
-	if rev <= cur {
-		return Errorf(KindBadRequest, "", "revision %d is not after the current %d", rev, cur)
+	if rev <= cur || rev > MaxRev {
+		return Errorf(KindBadRequest, "", "revision %d is not after the current %d, or beyond the last", rev, cur)
 	}
 	x := t.begin(0, true)
 	x.rev = rev

@@ -116,3 +116,13 @@ func TestAMirrorTracksFileLeasesButNotTheLeaseTable(t *testing.T) {
 		t.Errorf("LeaseFiles(7) = %v, Leases() = %v", m.LeaseFiles(7), m.Leases())
 	}
 }
+
+func TestApplyEventsRefusesARevisionBeyondMaxRev(t *testing.T) {
+	m := New(Config{})
+	wantErr(t, "ApplyEvents(MaxRev+1)", m.ApplyEvents(MaxRev+1, nil), ErrBadRequest)
+	if err := m.ApplyEvents(MaxRev, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Apply(tx(set("/a", 0, "")))
+	wantErr(t, "Apply at MaxRev", err, ErrOther)
+}

@@ -105,7 +105,7 @@ func readSnapshot(r io.Reader, cfg Config) (*Tree, error) {
 		return nil, fmt.Errorf("unknown snapshot version %d", v)
 	}
 	sr := snapReader{br: &blockReader{r: r}}
-	rev := sr.count("revision", 1<<62)
+	rev := sr.count("revision", uint64(MaxRev))
 	sr.rev = rev
 	t := newTree(cfg, &View{rev: rev})
 	sr.leases(t)

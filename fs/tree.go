@@ -19,6 +19,12 @@ type Config struct {
 // DefaultHistory is the default Config.History, in revisions.
 const DefaultHistory = 10000
 
+// MaxRev is the highest revision a tree accepts. It is far beyond any real
+// store (a million writes a second for 146,000 years) and keeps revision
+// arithmetic away from overflow, whatever a snapshot or a mirror's source
+// claims.
+const MaxRev int64 = 1 << 62
+
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config { return Config{History: DefaultHistory} }
 
