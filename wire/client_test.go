@@ -254,6 +254,21 @@ func TestWatchStreamsEventsUntilClosed(t *testing.T) {
 	}
 }
 
+func TestEndingTheWatchContextCancelsTheWatchOnTheReplica(t *testing.T) {
+	f := startFake(t, newFakeStore(), "r1")
+	f.cancels = make(chan uint32, 4)
+	c := dial(t, f.addr())
+	ctx, cancel := context.WithCancel(testCtx(t))
+	w := must(c.Watch(ctx, "/**", 0))(t)
+	cancel()
+	if got, watches := <-f.cancels, f.requests(VerbWatch); got != watches[0].Tag {
+		t.Errorf("replica got CANCEL of tag %d, want the WATCH's %d", got, watches[0].Tag)
+	}
+	if _, err := w.Next(testCtx(t)); !errors.Is(err, context.Canceled) {
+		t.Errorf("Next: got %v, want context.Canceled", err)
+	}
+}
+
 func TestWatchFromAnOldRevisionReplaysHistory(t *testing.T) {
 	ctx := testCtx(t)
 	f := startFake(t, newFakeStore(), "r1")

@@ -257,20 +257,25 @@ func (r *reader) mapLen(what string) int {
 	return 0
 }
 
-func (r *reader) arrayLen(what string) int {
+func (r *reader) arrayLen(what string) int { return r.arrayOf(what, 1) }
+
+// arrayOf reads an array header whose elements each take at least per
+// bytes, so that a hostile count can make the decoder allocate at most a
+// small multiple of the frame's size.
+func (r *reader) arrayOf(what string, per int) int {
 	c := r.peek()
 	switch {
 	case r.err != nil:
 		return 0
 	case c&0xf0 == 0x90:
 		r.i++
-		return r.count(uint64(c&0x0f), 1, what)
+		return r.count(uint64(c&0x0f), per, what)
 	case c == mpArray16:
 		r.i++
-		return r.count(r.uintN(2), 1, what)
+		return r.count(r.uintN(2), per, what)
 	case c == mpArray32:
 		r.i++
-		return r.count(r.uintN(4), 1, what)
+		return r.count(r.uintN(4), per, what)
 	}
 	r.fail("%s: want an array, got %s", what, codeName(c))
 	return 0

@@ -177,7 +177,7 @@ func (req *Request) decodeFields(r *reader) uint32 {
 }
 
 func (r *reader) ops() []fs.Op {
-	ops := make([]fs.Op, r.arrayLen("o"))
+	ops := make([]fs.Op, r.arrayOf("o", minOp))
 	for i := range ops {
 		r.op(&ops[i])
 	}

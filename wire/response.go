@@ -153,12 +153,12 @@ func (resp *Response) decodeResult(r *reader, k byte) bool {
 	case 's':
 		r.stat(&resp.Stat)
 	case 'd':
-		resp.Entries = make([]fs.DirEntry, r.arrayLen("d"))
+		resp.Entries = make([]fs.DirEntry, r.arrayOf("d", minDirEntry))
 		for i := range resp.Entries {
 			r.dirEntry(&resp.Entries[i])
 		}
 	case 'w':
-		resp.Files = make([]File, r.arrayLen("w"))
+		resp.Files = make([]File, r.arrayOf("w", minFile))
 		for i := range resp.Files {
 			r.file(&resp.Files[i])
 		}
@@ -169,7 +169,7 @@ func (resp *Response) decodeResult(r *reader, k byte) bool {
 	case 'u':
 		resp.TTL = time.Duration(r.int("u"))
 	case 'M':
-		resp.Members = make([]Member, r.arrayLen("M"))
+		resp.Members = make([]Member, r.arrayOf("M", minMember))
 		for i := range resp.Members {
 			r.member(&resp.Members[i])
 		}

@@ -49,6 +49,16 @@ const (
 // skipDepth bounds how deeply the value of an unknown field may nest.
 const skipDepth = 8
 
+// The fewest bytes one element of each array can take: its map header and
+// its required fields with one-byte keys and the shortest values.
+const (
+	minOp       = 1 + 3*3 // k, p, r
+	minEvent    = 1 + 3*3 // r, p, k
+	minDirEntry = 1 + 2*3 // n, y
+	minFile     = 1 + 3 + 2 + 4
+	minMember   = 1 + 3 // n
+)
+
 // openMap starts a map whose entry count is filled in by closeMap.
 func openMap(b []byte) ([]byte, int) { return append(b, 0x80), len(b) }
 
@@ -201,7 +211,7 @@ func (r *reader) event(e *fs.Event) {
 }
 
 func (r *reader) events() []fs.Event {
-	evs := make([]fs.Event, r.arrayLen("events"))
+	evs := make([]fs.Event, r.arrayOf("events", minEvent))
 	for i := range evs {
 		r.event(&evs[i])
 	}

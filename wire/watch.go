@@ -30,6 +30,8 @@ type Watch struct {
 	consistent bool
 	notify     chan struct{} // capacity 1: something changed under mu
 
+	stop func() bool // detaches the watch from its context
+
 	mu      sync.Mutex
 	batches [][]fs.Event // received and not yet taken, in order
 	size    int          // bytes of batches, against watchBudget
@@ -38,7 +40,7 @@ type Watch struct {
 	stream  *watchStream // the replica's stream; nil when none is running
 	err     error        // the error to report once the events before it are taken
 	fatal   bool         // err ends the Watch; otherwise it is reported once
-	closed  bool
+	closed  error        // why the watch ended (ErrClosed, or its context's error); nil while open
 }
 
 // watchStream is one WATCH request on one connection.
@@ -54,20 +56,26 @@ type watchStream struct {
 // replica has confirmed the watch, so every change committed after Watch
 // returns is seen. A rev older than the replica's history window is
 // TOO_LATE.
+//
+// ctx governs the whole watch, not just this call: when it ends, the watch
+// is cancelled on the replica and Next returns ctx's error. Close ends it
+// sooner.
 func (c *Client) Watch(ctx context.Context, glob string, rev int64) (*Watch, error) {
 	w := &Watch{s: c.s, glob: glob, consistent: c.consistent, next: rev, notify: make(chan struct{}, 1)}
 	if err := w.start(ctx); err != nil {
-		w.Close()
+		w.end(ErrClosed)
 		return nil, err
 	}
+	w.stop = context.AfterFunc(ctx, func() { w.end(ctx.Err()) })
 	return w, nil
 }
 
 // Next returns the next event, blocking until there is one or ctx ends.
 // An error of kind UNAVAILABLE or TIMEOUT is temporary: the Watch still
-// works and Next may be called again. Any other error (TOO_LATE when the
-// replica's history no longer reaches the revision to resume from,
-// ErrClosed) ends the Watch.
+// works and Next may be called again. Any other error ends the Watch:
+// TOO_LATE when the replica's history no longer reaches the revision to
+// resume from, ErrClosed after Close, or the error of the context given to
+// Watch once it has ended. ctx bounds only this call.
 func (w *Watch) Next(ctx context.Context) (fs.Event, error) {
 	w.mu.Lock()
 	if len(w.cur) == 0 {
@@ -113,8 +121,8 @@ func (w *Watch) take() (batch []fs.Event, idle bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
-	case w.closed:
-		return nil, false, ErrClosed
+	case w.closed != nil:
+		return nil, false, w.closed
 	case len(w.cur) > 0:
 		batch, w.cur = w.cur, nil
 		return batch, false, nil
@@ -155,10 +163,10 @@ func (w *Watch) start(ctx context.Context) error {
 			continue
 		}
 		w.mu.Lock()
-		if w.closed {
+		if err := w.closed; err != nil {
 			w.mu.Unlock()
 			w.drop(st)
-			return ErrClosed
+			return err
 		}
 		w.stream = st
 		req := Request{Tag: st.tag, Verb: VerbWatch, Path: w.glob, Rev: w.next,
@@ -222,12 +230,21 @@ func (w *Watch) drop(st *watchStream) {
 // Close ends the watch and cancels it on the replica. Buffered events are
 // dropped; Next returns ErrClosed.
 func (w *Watch) Close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return nil
+	if w.stop != nil {
+		w.stop()
 	}
-	w.closed = true
+	w.end(ErrClosed)
+	return nil
+}
+
+// end ends the watch with err, once.
+func (w *Watch) end(err error) {
+	w.mu.Lock()
+	if w.closed != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = err
 	st := w.stream
 	w.batches, w.cur, w.size = nil, nil, 0
 	w.mu.Unlock()
@@ -235,7 +252,6 @@ func (w *Watch) Close() error {
 		w.drop(st)
 	}
 	w.wake()
-	return nil
 }
 
 func (w *Watch) wake() {
@@ -264,7 +280,7 @@ func (st *watchStream) deliver(resp *Response) {
 // it will resume from w.next once the reader catches up.
 func (st *watchStream) takeLocked(resp *Response) (overflow bool) {
 	w := st.w
-	if w.stream != st || w.closed {
+	if w.stream != st || w.closed != nil {
 		return false
 	}
 	if resp.Err != nil {
