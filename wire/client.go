@@ -96,7 +96,7 @@ type session struct {
 
 	mu      sync.Mutex
 	cur     *clientConn   // the connection in use; nil before the first dial or after Close
-	dialing chan struct{} // closed when the dial round under way ends; nil if none
+	dialc   chan struct{} // closed when the dial round under way ends; nil if none
 	dialErr error         // why the last dial round failed
 	next    int           // index in addrs of the address to try first
 	closed  bool
@@ -195,15 +195,15 @@ func (s *session) conn(ctx context.Context) (*clientConn, error) {
 		s.mu.Unlock()
 		return cc, nil
 	}
-	wait := s.dialing
-	if wait == nil {
-		wait = make(chan struct{})
-		s.dialing = wait
-		go s.dialRound(wait)
+	waitc := s.dialc
+	if waitc == nil {
+		waitc = make(chan struct{})
+		s.dialc = waitc
+		go s.dialRound(waitc)
 	}
 	s.mu.Unlock()
 	select {
-	case <-wait:
+	case <-waitc:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -219,8 +219,8 @@ func (s *session) conn(ctx context.Context) (*clientConn, error) {
 }
 
 // dialRound tries each address once, from s.next on, and installs the
-// first connection made. It closes done when it ends.
-func (s *session) dialRound(done chan struct{}) {
+// first connection made. It closes donec when it ends.
+func (s *session) dialRound(donec chan struct{}) {
 	s.mu.Lock()
 	start := s.next
 	old := s.cur
@@ -244,9 +244,9 @@ func (s *session) dialRound(done chan struct{}) {
 		}
 	}
 	s.dialErr = err
-	s.dialing = nil
+	s.dialc = nil
 	s.mu.Unlock()
-	close(done)
+	close(donec)
 }
 
 // dialAny tries each address once from start on and returns the first

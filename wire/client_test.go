@@ -202,7 +202,7 @@ func blockVerb(f *fakeServer, v Verb) <-chan uint32 {
 func TestCancelledCallReturnsContextErrorAndIsCancelledOnTheReplica(t *testing.T) {
 	f := startFake(t, newFakeStore(), "r1")
 	entered := blockVerb(f, VerbGet)
-	f.cancels = make(chan uint32, 4)
+	f.cancelc = make(chan uint32, 4)
 	c := dial(t, f.addr())
 	ctx, cancel := context.WithCancel(testCtx(t))
 	done := make(chan error, 1)
@@ -215,7 +215,7 @@ func TestCancelledCallReturnsContextErrorAndIsCancelledOnTheReplica(t *testing.T
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
-	if got := <-f.cancels; got != tag {
+	if got := <-f.cancelc; got != tag {
 		t.Errorf("replica got CANCEL of tag %d, want %d", got, tag)
 	}
 	if _, err := c.Rev(testCtx(t)); err != nil {
@@ -226,7 +226,7 @@ func TestCancelledCallReturnsContextErrorAndIsCancelledOnTheReplica(t *testing.T
 func TestWatchStreamsEventsUntilClosed(t *testing.T) {
 	ctx := testCtx(t)
 	f := startFake(t, newFakeStore(), "r1")
-	f.cancels = make(chan uint32, 4)
+	f.cancelc = make(chan uint32, 4)
 	c := dial(t, f.addr())
 	must(c.Set(ctx, "/w/before", fs.Clobber, []byte("0")))(t)
 	w := must(c.Watch(ctx, "/w/*", 0))(t)
@@ -249,19 +249,19 @@ func TestWatchStreamsEventsUntilClosed(t *testing.T) {
 		t.Errorf("Next after Close: got %v, want ErrClosed", err)
 	}
 	watches := f.requests(VerbWatch)
-	if got := <-f.cancels; len(watches) != 1 || got != watches[0].Tag {
+	if got := <-f.cancelc; len(watches) != 1 || got != watches[0].Tag {
 		t.Errorf("replica got CANCEL of tag %d, want the WATCH's %+v", got, watches)
 	}
 }
 
 func TestEndingTheWatchContextCancelsTheWatchOnTheReplica(t *testing.T) {
 	f := startFake(t, newFakeStore(), "r1")
-	f.cancels = make(chan uint32, 4)
+	f.cancelc = make(chan uint32, 4)
 	c := dial(t, f.addr())
 	ctx, cancel := context.WithCancel(testCtx(t))
 	w := must(c.Watch(ctx, "/**", 0))(t)
 	cancel()
-	if got, watches := <-f.cancels, f.requests(VerbWatch); got != watches[0].Tag {
+	if got, watches := <-f.cancelc, f.requests(VerbWatch); got != watches[0].Tag {
 		t.Errorf("replica got CANCEL of tag %d, want the WATCH's %d", got, watches[0].Tag)
 	}
 	if _, err := w.Next(testCtx(t)); !errors.Is(err, context.Canceled) {

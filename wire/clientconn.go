@@ -16,8 +16,8 @@ type clientConn struct {
 	addr  string
 	conn  *Conn
 	hello HelloReply
-	kick  chan struct{} // capacity 1: frames are queued for the writer
-	done  chan struct{} // closed when the connection breaks
+	kickc chan struct{} // capacity 1: frames are queued for the writer
+	donec chan struct{} // closed when the connection breaks
 
 	mu      sync.Mutex
 	calls   map[uint32]sink // requests in flight by tag; nil once broken
@@ -57,8 +57,8 @@ func newClientConn(s *session, addr string, conn *Conn, hello HelloReply) *clien
 		addr:  addr,
 		conn:  conn,
 		hello: hello,
-		kick:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		kickc: make(chan struct{}, 1),
+		donec: make(chan struct{}),
 		calls: make(map[uint32]sink),
 	}
 	go cc.readLoop()
@@ -68,7 +68,7 @@ func newClientConn(s *session, addr string, conn *Conn, hello HelloReply) *clien
 
 func (cc *clientConn) broken() bool {
 	select {
-	case <-cc.done:
+	case <-cc.donec:
 		return true
 	default:
 		return false
@@ -86,7 +86,7 @@ func (cc *clientConn) broke(err error) {
 	calls := cc.calls
 	cc.calls = nil
 	cc.mu.Unlock()
-	close(cc.done)
+	close(cc.donec)
 	cc.conn.Close()
 	if !errors.Is(err, ErrClosed) {
 		cc.s.log.Warn("wire: connection lost", "addr", cc.addr, "err", err, "in_flight", len(calls))
@@ -131,8 +131,8 @@ func (cc *clientConn) readLoop() {
 func (cc *clientConn) writeLoop() {
 	for {
 		select {
-		case <-cc.kick:
-		case <-cc.done:
+		case <-cc.kickc:
+		case <-cc.donec:
 			return
 		}
 		if err := cc.conn.w.flushIfIdle(); err != nil {
@@ -202,7 +202,7 @@ func (cc *clientConn) send(ctx context.Context, req *Request) error {
 		return err
 	}
 	select {
-	case cc.kick <- struct{}{}:
+	case cc.kickc <- struct{}{}:
 	default:
 	}
 	return nil
@@ -235,23 +235,23 @@ var doneCtx = func() context.Context {
 
 // call is the sink of a request with one response.
 type call struct {
-	ch   chan struct{} // capacity 1: the response or failure is in
-	resp Response
-	err  error
+	readyc chan struct{} // capacity 1: the response or failure is in
+	resp   Response
+	err    error
 }
 
-var calls = sync.Pool{New: func() any { return &call{ch: make(chan struct{}, 1)} }}
+var calls = sync.Pool{New: func() any { return &call{readyc: make(chan struct{}, 1)} }}
 
 func (c *call) streaming() bool { return false }
 
 func (c *call) deliver(resp *Response) {
 	c.resp = *resp
-	c.ch <- struct{}{}
+	c.readyc <- struct{}{}
 }
 
 func (c *call) fail(err error) {
 	c.err = err
-	c.ch <- struct{}{}
+	c.readyc <- struct{}{}
 }
 
 // roundTrip sends req on this connection (setting its Tag) and waits for
@@ -272,7 +272,7 @@ func (cc *clientConn) roundTrip(ctx context.Context, req *Request) (Response, er
 		return Response{}, err
 	}
 	select {
-	case <-c.ch:
+	case <-c.readyc:
 		resp, err := c.resp, c.err
 		c.resp, c.err = Response{}, nil
 		calls.Put(c)

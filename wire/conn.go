@@ -162,7 +162,7 @@ type writer struct {
 	spare    []byte        // the buffer last written, kept for reuse
 	flushing bool          // a goroutine is writing; only it touches the network
 	err      error         // sticky write error
-	drained  chan struct{} // closed after the next network write; nil if no one waits
+	drainedc chan struct{} // closed after the next network write; nil if no one waits
 }
 
 // queue appends a frame with enc, waiting (up to ctx) while the queue is
@@ -171,10 +171,10 @@ type writer struct {
 func (w *writer) queue(ctx context.Context, claim bool, enc func([]byte) ([]byte, error)) (bool, error) {
 	w.mu.Lock()
 	for w.err == nil && len(w.buf) >= w.maxPending {
-		if w.drained == nil {
-			w.drained = make(chan struct{})
+		if w.drainedc == nil {
+			w.drainedc = make(chan struct{})
 		}
-		ch := w.drained
+		ch := w.drainedc
 		w.mu.Unlock()
 		if err := waitFor(ctx, ch); err != nil {
 			return false, err
@@ -247,20 +247,20 @@ func (w *writer) fail(err error) {
 }
 
 func (w *writer) wakeLocked() {
-	if w.drained != nil {
-		close(w.drained)
-		w.drained = nil
+	if w.drainedc != nil {
+		close(w.drainedc)
+		w.drainedc = nil
 	}
 }
 
-// waitFor waits for ch to close or ctx (which may be nil) to end.
-func waitFor(ctx context.Context, ch <-chan struct{}) error {
+// waitFor waits for c to close or ctx (which may be nil) to end.
+func waitFor(ctx context.Context, c <-chan struct{}) error {
 	if ctx == nil {
-		<-ch
+		<-c
 		return nil
 	}
 	select {
-	case <-ch:
+	case <-c:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

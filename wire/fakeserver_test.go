@@ -24,8 +24,8 @@ type fakeServer struct {
 	// and may block; CANCEL requests do not pass through it.
 	hook func(ctx context.Context, req *Request)
 
-	// cancels, if set, receives the target tag of every CANCEL.
-	cancels chan uint32
+	// cancelc, if set, receives the target tag of every CANCEL.
+	cancelc chan uint32
 
 	mu       sync.Mutex
 	conns    map[*Conn]bool
@@ -150,8 +150,8 @@ func (f *fakeServer) serveConn(c *Conn) {
 			MinRev: req.MinRev, Consistent: req.Consistent, Other: req.Other})
 		f.mu.Unlock()
 		if req.Verb == VerbCancel {
-			if f.cancels != nil {
-				f.cancels <- req.Other
+			if f.cancelc != nil {
+				f.cancelc <- req.Other
 			}
 			mu.Lock()
 			if stop := inflight[req.Other]; stop != nil {

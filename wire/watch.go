@@ -28,7 +28,7 @@ type Watch struct {
 	s          *session
 	glob       string
 	consistent bool
-	notify     chan struct{} // capacity 1: something changed under mu
+	notifyc    chan struct{} // capacity 1: something changed under mu
 
 	stop func() bool // detaches the watch from its context
 
@@ -61,7 +61,7 @@ type watchStream struct {
 // is cancelled on the replica and Next returns ctx's error. Close ends it
 // sooner.
 func (c *Client) Watch(ctx context.Context, glob string, rev int64) (*Watch, error) {
-	w := &Watch{s: c.s, glob: glob, consistent: c.consistent, next: rev, notify: make(chan struct{}, 1)}
+	w := &Watch{s: c.s, glob: glob, consistent: c.consistent, next: rev, notifyc: make(chan struct{}, 1)}
 	if err := w.start(ctx); err != nil {
 		w.end(ErrClosed)
 		return nil, err
@@ -108,7 +108,7 @@ func (w *Watch) NextBatch(ctx context.Context) ([]fs.Event, error) {
 			continue
 		}
 		select {
-		case <-w.notify:
+		case <-w.notifyc:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -207,7 +207,7 @@ func (w *Watch) awaitStart(ctx context.Context, st *watchStream) (bool, error) {
 			return false, nil
 		}
 		select {
-		case <-w.notify:
+		case <-w.notifyc:
 		case <-ctx.Done():
 			w.drop(st)
 			return false, ctx.Err()
@@ -256,7 +256,7 @@ func (w *Watch) end(err error) {
 
 func (w *Watch) wake() {
 	select {
-	case w.notify <- struct{}{}:
+	case w.notifyc <- struct{}{}:
 	default:
 	}
 }
