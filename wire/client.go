@@ -92,7 +92,8 @@ type session struct {
 	log    *slog.Logger
 	ctx    context.Context // ends at Close; bounds dialling
 	cancel context.CancelFunc
-	seen   atomic.Int64 // the highest revision seen in any response or event
+	seen   atomic.Int64   // the highest revision seen in any response or event
+	wg     sync.WaitGroup // the goroutines of connections and dial rounds
 
 	mu      sync.Mutex
 	cur     *clientConn   // the connection in use; nil before the first dial or after Close
@@ -147,7 +148,8 @@ func (c *Client) Addr() string {
 }
 
 // Close closes the connection. Calls in flight and open watches fail with
-// ErrClosed, and so does every later call. Close is idempotent.
+// ErrClosed, and so does every later call. It returns once the Client's
+// goroutines have ended. Close is idempotent.
 func (c *Client) Close() error {
 	c.s.close()
 	return nil
@@ -167,6 +169,7 @@ func (s *session) close() {
 	if cc != nil {
 		cc.broke(ErrClosed)
 	}
+	s.wg.Wait()
 }
 
 // observe raises seen to the revisions in resp.
@@ -199,6 +202,7 @@ func (s *session) conn(ctx context.Context) (*clientConn, error) {
 	if waitc == nil {
 		waitc = make(chan struct{})
 		s.dialc = waitc
+		s.wg.Add(1)
 		go s.dialRound(waitc)
 	}
 	s.mu.Unlock()
@@ -221,6 +225,7 @@ func (s *session) conn(ctx context.Context) (*clientConn, error) {
 // dialRound tries each address once, from s.next on, and installs the
 // first connection made. It closes donec when it ends.
 func (s *session) dialRound(donec chan struct{}) {
+	defer s.wg.Done()
 	s.mu.Lock()
 	start := s.next
 	old := s.cur

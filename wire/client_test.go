@@ -3,10 +3,18 @@ package wire
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"reflect"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -568,4 +576,82 @@ func TestServerHelpersAnswerGarbageAndCarryOn(t *testing.T) {
 	if err := c.ReadResponse(&resp); err != nil || resp.Tag != 10 || resp.Err != nil {
 		t.Errorf("a good request after the garbage: got %+v, %v", resp, err)
 	}
+}
+
+func TestCloseEndsEveryGoroutineOfTheClient(t *testing.T) {
+	ctx := testCtx(t)
+	before := runtime.NumGoroutine()
+	store := newFakeStore()
+	a, b := startFake(t, store, "a"), startFake(t, store, "b")
+	c, err := Dial(ctx, []string{a.addr(), b.addr()}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(c.Set(ctx, "/k", fs.Clobber, nil))(t)
+	w := must(c.Watch(ctx, "/**", 0))(t)
+	a.kill() // a broken connection's goroutines must end too
+	must(c.Rev(ctx))(t)
+	c.Close()
+	w.Close()
+	b.kill()
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Errorf("%d goroutines before, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestClientSpeaksTLS(t *testing.T) {
+	ctx := testCtx(t)
+	serverTLS, clientTLS := testTLS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := serveFake(newFakeStore(), "r1", tls.NewListener(ln, serverTLS))
+	t.Cleanup(g.kill)
+	c, err := Dial(ctx, []string{g.addr()}, Options{TLS: clientTLS})
+	if err != nil {
+		t.Fatalf("Dial over TLS: %v", err)
+	}
+	defer c.Close()
+	must(c.Set(ctx, "/tls", fs.Missing, []byte("yes")))(t)
+	if body, _ := must2(c.Get(ctx, "/tls", 0))(t); string(body) != "yes" {
+		t.Errorf("got %q, want %q", body, "yes")
+	}
+	if _, err := Dial(ctx, []string{g.addr()}, Options{DialTimeout: time.Second}); err == nil {
+		t.Error("a plain client got through to a TLS replica")
+	}
+}
+
+// testTLS makes a self-signed certificate for 127.0.0.1 and returns a
+// server config that presents it and a client config that trusts it.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "doozerfs test"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	return server, &tls.Config{RootCAs: pool}
 }

@@ -61,6 +61,7 @@ func newClientConn(s *session, addr string, conn *Conn, hello HelloReply) *clien
 		donec: make(chan struct{}),
 		calls: make(map[uint32]sink),
 	}
+	s.wg.Add(2)
 	go cc.readLoop()
 	go cc.writeLoop()
 	return cc
@@ -99,6 +100,7 @@ func (cc *clientConn) broke(err error) {
 
 // readLoop hands each response to the sink of its tag.
 func (cc *clientConn) readLoop() {
+	defer cc.s.wg.Done()
 	var resp Response
 	for {
 		frame, err := cc.conn.ReadFrame()
@@ -129,6 +131,7 @@ func (cc *clientConn) readLoop() {
 
 // writeLoop writes queued frames, as many at a time as are queued.
 func (cc *clientConn) writeLoop() {
+	defer cc.s.wg.Done()
 	for {
 		select {
 		case <-cc.kickc:

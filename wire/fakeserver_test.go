@@ -51,11 +51,16 @@ func newFake(store *fakeStore, name string) (*fakeServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	return serveFake(store, name, ln), nil
+}
+
+// serveFake serves store on ln until killed.
+func serveFake(store *fakeStore, name string, ln net.Listener) *fakeServer {
 	f := &fakeServer{store: store, name: name, ln: ln, conns: make(map[*Conn]bool),
 		policy: Policy{Cluster: "test", Name: name, ID: 1}}
 	f.wg.Add(1)
 	go f.acceptLoop()
-	return f, nil
+	return f
 }
 
 // StartFakeReplica serves a fresh in-memory store on loopback for the

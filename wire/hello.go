@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -254,22 +255,41 @@ func writeHelloReply(c *Conn, reply *HelloReply) error {
 // (its Version is set to ProtocolVersion) and reads the reply. ctx bounds
 // the exchange. A refusal comes back as the reply's *fs.Error.
 func Handshake(ctx context.Context, c *Conn, h Hello) (HelloReply, error) {
-	var reply HelloReply
 	h.Version = ProtocolVersion
 	nc := c.NetConn()
 	if dl, ok := ctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 		defer nc.SetDeadline(time.Time{})
 	}
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	err := c.write(nil, func(b []byte) ([]byte, error) { return AppendHello(b, &h), nil })
+	// Ending ctx unblocks the exchange by putting the deadline in the past.
+	// If that has begun, wait for it and fail: the connection is spoilt.
+	interruptedc := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		nc.SetDeadline(time.Unix(1, 0))
+		close(interruptedc)
+	})
+	reply, err := exchangeHello(c, &h)
+	if !stop() {
+		<-interruptedc
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
 	if err != nil {
 		return reply, helloErr(ctx, err)
 	}
+	return reply, nil
+}
+
+func exchangeHello(c *Conn, h *Hello) (HelloReply, error) {
+	var reply HelloReply
+	err := c.write(nil, func(b []byte) ([]byte, error) { return AppendHello(b, h), nil })
+	if err != nil {
+		return reply, err
+	}
 	frame, err := c.ReadFrame()
 	if err != nil {
-		return reply, helloErr(ctx, err)
+		return reply, err
 	}
 	if err := DecodeHelloReply(frame, &reply); err != nil {
 		return reply, err
@@ -284,6 +304,10 @@ func Handshake(ctx context.Context, c *Conn, h Hello) (HelloReply, error) {
 }
 
 func helloErr(ctx context.Context, err error) error {
+	var fe *fs.Error
+	if errors.As(err, &fe) {
+		return err
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("hello: %w", ctx.Err())
 	}
