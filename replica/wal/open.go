@@ -104,14 +104,18 @@ func (w *WAL) scanAll(files []segFile) ([]segScan, *cutPoint, error) {
 		if i < len(files)-1 {
 			reason += "; later segments exist, so this segment was complete and synced: not a torn write"
 		} else if sc.headerOK && !sc.damage.definite {
-			at, later, err := w.laterBatchIn(path, size, sc)
+			at, v, err := w.laterBatchIn(path, size, sc)
 			if err != nil {
 				return nil, nil, err
 			}
-			if !later {
+			switch v {
+			case noLaterBatch:
 				continue // a torn tail: openActive cuts it
+			case laterBatchFound:
+				reason += fmt.Sprintf("; an intact record of a later batch follows at offset %d, so the damaged batch had been synced: not a torn write", at)
+			default:
+				reason += fmt.Sprintf("; too many record-like bytes after it (checked up to offset %d) to rule out a later, synced batch", at)
 			}
-			reason += fmt.Sprintf("; an intact record of a later batch follows at offset %d, so the damaged batch had been synced: not a torn write", at)
 		}
 		keep := int64(0)
 		if sc.headerOK {
@@ -139,17 +143,17 @@ func (w *WAL) scanFile(path string, exp segExpect) (segScan, int64, error) {
 	return sc, st.Size(), nil
 }
 
-func (w *WAL) laterBatchIn(path string, size int64, sc segScan) (int64, bool, error) {
+func (w *WAL) laterBatchIn(path string, size int64, sc segScan) (int64, verdict, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, false, fmt.Errorf("wal: open %s: %w", path, err)
+		return 0, noLaterBatch, fmt.Errorf("wal: open %s: %w", path, err)
 	}
 	defer f.Close()
-	at, ok, err := laterBatch(f, size, sc.end, sc.gen, sc.next, w.opts.MaxRecord)
+	at, v, err := laterBatch(f, size, sc.end, sc.gen, sc.next, w.opts.MaxRecord)
 	if err != nil {
-		return 0, false, fmt.Errorf("wal: search %s after offset %d: %w", path, sc.end, err)
+		return 0, noLaterBatch, fmt.Errorf("wal: search %s after offset %d: %w", path, sc.end, err)
 	}
-	return at, ok, nil
+	return at, v, nil
 }
 
 // openActive makes the last segment the active one, cutting a torn tail

@@ -18,40 +18,58 @@ import (
 // with holes (the kernel writes pages back in any order), so intact frames
 // of the same batch after the damage do not make it corruption.
 
+// verdict is what laterBatch concluded.
+type verdict int
+
+const (
+	noLaterBatch verdict = iota // a torn tail
+	laterBatchFound             // corruption
+	undecided                   // too much to check: treated as corruption
+)
+
 // laterBatch searches the bytes of r after the damage at from (the end of
 // the last good frame) for an intact frame of a batch later than gen, the
 // generation of the damaged batch. next is the index the damaged record
 // would have had. It returns the offset of the first such frame found.
-func laterBatch(r io.ReaderAt, size, from int64, gen uint32, next uint64, maxRec int) (int64, bool, error) {
+//
+// Checking a candidate's CRC reads its whole claimed length, so data made
+// to look like many long frames could make the search quadratic. The bytes
+// it may check are capped; past the cap it gives up, undecided, and Open
+// refuses the log rather than guess (--repair then cuts it).
+func laterBatch(r io.ReaderAt, size, from int64, gen uint32, next uint64, maxRec int) (int64, verdict, error) {
 	const chunk = 1 << 20
 	buf := make([]byte, min(chunk+frameHeaderSize, max(size-from, 0)))
 	// No frame is shorter than its header, which bounds how far indexes and
 	// generations can have advanced by any offset in the file.
 	ahead := uint64(size-from)/frameHeaderSize + 1
+	budget := 4*(size-from) + 64<<20
 	for base := from + frameAlign; base+frameHeaderSize <= size; base += chunk {
 		b := buf[:min(int64(len(buf)), size-base)]
 		if _, err := r.ReadAt(b, base); err != nil && !errors.Is(err, io.EOF) {
-			return 0, false, fmt.Errorf("read at offset %d: %w", base, err)
+			return 0, noLaterBatch, fmt.Errorf("read at offset %d: %w", base, err)
 		}
 		for o := 0; o < chunk && o+frameHeaderSize <= len(b); o += frameAlign {
 			h, why := parseHeader(b[o : o+frameHeaderSize])
 			if why != "" || !plausible(h, gen, next, ahead, maxRec) {
 				continue
 			}
-			at := base + int64(o)
-			if at+frameLen(int64(h.size)) > size {
+			at, flen := base+int64(o), frameLen(int64(h.size))
+			if at+flen > size {
 				continue
+			}
+			if budget -= flen; budget < 0 {
+				return at, undecided, nil
 			}
 			ok, err := intactAt(r, at, h)
 			if err != nil {
-				return 0, false, err
+				return 0, noLaterBatch, err
 			}
 			if ok && int32(h.gen-gen) > 0 {
-				return at, true, nil
+				return at, laterBatchFound, nil
 			}
 		}
 	}
-	return 0, false, nil
+	return 0, noLaterBatch, nil
 }
 
 // plausible reports whether h could be a frame written after the damage.

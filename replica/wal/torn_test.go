@@ -1,9 +1,12 @@
 package wal
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -265,5 +268,33 @@ func TestDamageToTheBatchBeforeTheLastIsCorruption(t *testing.T) {
 				t.Fatalf("Open: got %v, want a *CorruptError at offset %d", err, fr.off)
 			}
 		})
+	}
+}
+
+func TestBytesCraftedToLookLikeManyLongRecordsCannotMakeRecoveryQuadratic(t *testing.T) {
+	dir := t.TempDir()
+	opts, _ := testOptions(1 << 20)
+	w := mustOpen(t, dir, opts)
+	appendSynced(t, w, rec(1, 10), rec(2, 10))
+	next, gen, good := w.NextIndex(), w.gen, w.off
+	mustClose(t, w)
+	path := segmentPaths(t, dir)[0]
+
+	// Damage right after the good records, then fake headers that pass every
+	// cheap check and claim 256 KiB each: checking them all would read GBs.
+	var junk []byte
+	junk = append(junk, bytes.Repeat([]byte{0xff}, 24)...)
+	for len(junk) < 512<<10 {
+		var h [frameHeaderSize]byte
+		binary.LittleEndian.PutUint32(h[4:], 256<<10)
+		binary.LittleEndian.PutUint64(h[8:], next)
+		binary.LittleEndian.PutUint32(h[16:], gen)
+		h[20] = 1
+		junk = append(junk, h[:]...)
+	}
+	patchFile(t, path, good, junk)
+	_, err := Open(dir, opts)
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "too many") {
+		t.Fatalf("Open: got %v, want a refusal saying it could not decide", err)
 	}
 }
