@@ -22,9 +22,9 @@ import (
 type verdict int
 
 const (
-	noLaterBatch verdict = iota // a torn tail
-	laterBatchFound             // corruption
-	undecided                   // too much to check: treated as corruption
+	noLaterBatch    verdict = iota // a torn tail
+	laterBatchFound                // corruption
+	undecided                      // too much to check: treated as corruption
 )
 
 // laterBatch searches the bytes of r after the damage at from (the end of
