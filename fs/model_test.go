@@ -29,10 +29,33 @@ func (s mstate) clone() mstate {
 	return c
 }
 
+// A frozen is a committed model state with its directory index and dump,
+// computed once.
+type frozen struct {
+	s    mstate
+	kids map[string][]string // directory → sorted child names
+	dump string
+}
+
+func freeze(s mstate) *frozen {
+	f := &frozen{s: s, kids: map[string][]string{}}
+	for q := range s {
+		if q != "/" {
+			par := parentOf(q)
+			f.kids[par] = append(f.kids[par], q[len(par)+boolInt(par != "/"):])
+		}
+	}
+	for _, k := range f.kids {
+		sort.Strings(k)
+	}
+	f.dump = dumpModel(f)
+	return f
+}
+
 type model struct {
 	cur     mstate
 	rev     int64
-	states  map[int64]mstate  // every revision so far
+	states  map[int64]*frozen // every revision so far
 	events  map[int64][]Event // the events of each revision
 	leases  map[int64]int64   // id → TTL
 	last    int64
@@ -43,7 +66,7 @@ type model struct {
 func newModel(history int) *model {
 	root := mstate{"/": {dir: true}}
 	return &model{
-		cur: root, states: map[int64]mstate{0: root}, events: map[int64][]Event{},
+		cur: root, states: map[int64]*frozen{0: freeze(root)}, events: map[int64][]Event{},
 		leases: map[int64]int64{}, history: int64(history),
 	}
 }
@@ -286,7 +309,7 @@ func (m *model) commit(w *mwork) Result {
 	}
 	m.rev = w.rev
 	m.cur = w.s
-	m.states[m.rev] = w.s
+	m.states[m.rev] = freeze(w.s)
 	m.events[m.rev] = w.events
 	return Result{Rev: m.rev, Changed: true, Events: w.events}
 }
@@ -311,24 +334,12 @@ func (m *model) leaseList() []Lease {
 	return out
 }
 
-func (n mnode) stat(s mstate, p string) Stat {
+func (n mnode) stat(f *frozen, p string) Stat {
 	if !n.dir {
 		return Stat{Type: TypeFile, Size: int64(len(n.body)), Rev: n.rev, Time: n.time, Lease: n.lease}
 	}
-	k := len(kidsOf(s, p))
+	k := len(f.kids[p])
 	return Stat{Type: TypeDir, Size: int64(k), Rev: n.rev, Time: n.time, Children: k}
-}
-
-// kidsOf returns the sorted names of the children of directory p.
-func kidsOf(s mstate, p string) []string {
-	var out []string
-	for q := range s {
-		if q != "/" && parentOf(q) == p {
-			out = append(out, q[len(p)+boolInt(p != "/"):])
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 func boolInt(b bool) int {
@@ -339,17 +350,17 @@ func boolInt(b bool) int {
 }
 
 // dumpModel lists a model state the way dump lists a View.
-func dumpModel(s mstate) string {
+func dumpModel(f *frozen) string {
 	var lines []string
 	var walk func(p string)
 	walk = func(p string) {
-		n := s[p]
+		n := f.s[p]
 		if !n.dir {
-			lines = append(lines, entryLine(p, n.stat(s, p), []byte(n.body)))
+			lines = append(lines, entryLine(p, n.stat(f, p), []byte(n.body)))
 			return
 		}
-		lines = append(lines, entryLine(p, n.stat(s, p), nil))
-		for _, k := range kidsOf(s, p) {
+		lines = append(lines, entryLine(p, n.stat(f, p), nil))
+		for _, k := range f.kids[p] {
 			walk(child(p, k))
 		}
 	}
@@ -358,10 +369,11 @@ func dumpModel(s mstate) string {
 }
 
 // modelGet answers Get the way the spec says: the error kind or -1.
-func modelGet(s mstate, p string) ([]byte, Stat, Kind) {
+func modelGet(f *frozen, p string) ([]byte, Stat, Kind) {
 	if !modelValidPath(p) {
 		return nil, Stat{}, KindBadPath
 	}
+	s := f.s
 	w := &mwork{s: s}
 	if p != "/" && w.notDir(p) {
 		return nil, Stat{}, KindNotDir
@@ -370,22 +382,22 @@ func modelGet(s mstate, p string) ([]byte, Stat, Kind) {
 	if !ok {
 		return nil, Stat{}, KindNoEnt
 	}
-	return []byte(n.body), n.stat(s, p), -1
+	return []byte(n.body), n.stat(f, p), -1
 }
 
 // modelWalk lists the files matching pattern, depth first in name order.
-func modelWalk(s mstate, pattern string) []string {
+func modelWalk(f *frozen, pattern string) []string {
 	var out []string
 	var walk func(p string)
 	walk = func(p string) {
-		n := s[p]
+		n := f.s[p]
 		if !n.dir {
 			if naiveMatch(pattern, p) {
-				out = append(out, entryLine(p, n.stat(s, p), []byte(n.body)))
+				out = append(out, entryLine(p, n.stat(f, p), []byte(n.body)))
 			}
 			return
 		}
-		for _, k := range kidsOf(s, p) {
+		for _, k := range f.kids[p] {
 			walk(child(p, k))
 		}
 	}

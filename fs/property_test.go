@@ -12,7 +12,7 @@ import (
 
 var (
 	propSeed  = flag.Int64("fs.seed", -1, "run the property test with this seed only")
-	propSeeds = flag.Int("fs.seeds", 150, "how many seeds the property test runs")
+	propSeeds = flag.Int("fs.seeds", 120, "how many seeds the property test runs (at most 40 under -race)")
 	propSteps = flag.Int("fs.steps", 250, "mutations per seed")
 )
 
@@ -23,6 +23,9 @@ var (
 // its seed; replay it with -run 'TestTreeAgreesWithModel/seed=N'.
 func TestTreeAgreesWithModelOnRandomSequences(t *testing.T) {
 	seeds, steps := *propSeeds, *propSteps
+	if raceEnabled {
+		seeds = min(seeds, 40)
+	}
 	if testing.Short() {
 		seeds, steps = 20, 150
 	}
@@ -31,7 +34,29 @@ func TestTreeAgreesWithModelOnRandomSequences(t *testing.T) {
 			continue
 		}
 		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
-			runProperty(t, s, steps)
+			runProperty(t, s, steps, propNames)
+		})
+	}
+}
+
+// TestTreeAgreesWithModelInWideDirectories runs the property test with
+// hundreds of names, so that directories grow past one B-tree leaf and
+// shrink again.
+func TestTreeAgreesWithModelInWideDirectories(t *testing.T) {
+	var names []string
+	for i := 0; i < 300; i++ {
+		names = append(names, fmt.Sprintf("n%03d", i))
+	}
+	seeds := 6
+	if raceEnabled || testing.Short() {
+		seeds = 2
+	}
+	for s := int64(1000); s < 1000+int64(seeds); s++ {
+		if *propSeed >= 0 && s != *propSeed {
+			continue
+		}
+		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
+			runProperty(t, s, 1200, names)
 		})
 	}
 }
@@ -44,12 +69,15 @@ type prop struct {
 	mirror *Tree
 	model  *model
 	time   int64
+	names  []string // components that random paths are made of
+	every  int      // compare whole trees every this many steps
 }
 
 const propHistory = 40
 
-func runProperty(t *testing.T, seed int64, steps int) {
+func runProperty(t *testing.T, seed int64, steps int, names []string) {
 	p := &prop{
+		names: names, every: 1 + len(names)/50,
 		t: t, rnd: rand.New(rand.NewSource(seed)),
 		tree: New(Config{History: propHistory}), mirror: New(Config{History: propHistory}),
 		model: newModel(propHistory),
@@ -57,7 +85,9 @@ func runProperty(t *testing.T, seed int64, steps int) {
 	for i := 0; i < steps; i++ {
 		m := p.mutation()
 		p.step(i, m)
-		p.compareReads()
+		if i%p.every == 0 {
+			p.compareReads()
+		}
 	}
 	p.compareAllRevisions()
 	p.compareSnapshot()
@@ -85,6 +115,9 @@ func (p *prop) step(i int, m *Mutation) {
 		if err := p.mirror.ApplyEvents(res.Rev, res.Events); err != nil {
 			t.Fatalf("step %d: mirror: %v", i, err)
 		}
+		if i%p.every != 0 {
+			return
+		}
 		if got, want := dump(t, p.mirror.View()), dump(t, p.tree.View()); got != want {
 			t.Fatalf("step %d: mirror at %d:\n%s\nwant\n%s", i, res.Rev, got, want)
 		}
@@ -102,7 +135,7 @@ func (p *prop) compareReads() {
 	if tr.Rev() != m.rev || tr.Oldest() != m.oldest() {
 		t.Fatalf("rev %d oldest %d, want %d %d", tr.Rev(), tr.Oldest(), m.rev, m.oldest())
 	}
-	p.compareView(tr.View(), m.cur)
+	p.compareView(tr.View(), m.states[m.rev])
 	r := m.oldest() + p.rnd.Int63n(m.rev-m.oldest()+1)
 	v, err := tr.ViewAt(r)
 	if err != nil {
@@ -125,9 +158,9 @@ func (p *prop) compareReads() {
 
 // compareView compares a view with a model state: the dump, point reads of
 // random paths, a directory listing and a walk.
-func (p *prop) compareView(v *View, s mstate) {
+func (p *prop) compareView(v *View, s *frozen) {
 	t := p.t
-	if got, want := dump(t, v), dumpModel(s); got != want {
+	if got, want := dump(t, v), s.dump; got != want {
 		t.Fatalf("view at %d:\n%s\nwant\n%s", v.Rev(), got, want)
 	}
 	for i := 0; i < 3; i++ {
@@ -218,7 +251,7 @@ func (p *prop) compareAllRevisions() {
 		if err != nil {
 			p.t.Fatalf("mirror ViewAt(%d): %v", r, err)
 		}
-		want := dumpModel(p.model.states[r])
+		want := p.model.states[r].dump
 		if got := dump(p.t, v); got != want {
 			p.t.Fatalf("ViewAt(%d):\n%s\nwant\n%s", r, got, want)
 		}
@@ -266,13 +299,13 @@ func (p *prop) path() string {
 	n := 1 + p.rnd.Intn(3)
 	var b strings.Builder
 	for i := 0; i < n; i++ {
-		b.WriteString("/" + propNames[p.rnd.Intn(len(propNames))])
+		b.WriteString("/" + p.names[p.rnd.Intn(len(p.names))])
 	}
 	return b.String()
 }
 
 func (p *prop) glob() string {
-	parts := []string{"a", "*", "?", "**", "b*", "*-*", "c", "é", "?-?"}
+	parts := []string{"a", "*", "?", "**", "b*", "*-*", "c", "é", "?-?", "n1*", "n?0?", "n042"}
 	n := p.rnd.Intn(4)
 	if n == 0 {
 		return []string{"/", "/**"}[p.rnd.Intn(2)]
@@ -337,7 +370,7 @@ func (p *prop) opPath(files bool) string {
 	case r < 8:
 		d := p.existing(false)
 		if n, ok := p.model.cur[d]; ok && n.dir {
-			return child(d, propNames[p.rnd.Intn(len(propNames))])
+			return child(d, p.names[p.rnd.Intn(len(p.names))])
 		}
 	}
 	return p.path()
