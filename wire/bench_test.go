@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"context"
+	"net"
 	"testing"
 
 	"github.com/doozerfs/doozerfs/fs"
@@ -177,4 +178,58 @@ func benchClient(b *testing.B, op func(context.Context, *Client) error) {
 			}
 		}
 	})
+}
+
+// BenchmarkWireGetRoundTrip measures the protocol's own cost: the Client,
+// the codec and a minimal server that answers from its reading goroutine
+// and flushes when its input runs dry, over loopback, 16 callers.
+func BenchmarkWireGetRoundTrip(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go serveInline(ln)
+	ctx := context.Background()
+	c, err := Dial(ctx, []string{ln.Addr().String()}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.SetParallelism(8)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, err := c.Get(ctx, "/k", 0); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// serveInline answers every request with a 256-byte GET answer.
+func serveInline(ln net.Listener) {
+	nc, err := ln.Accept()
+	if err != nil {
+		return
+	}
+	c := NewConn(nc, 0)
+	defer c.Close()
+	if _, _, err := Accept(c, &Policy{}); err != nil {
+		return
+	}
+	resp := benchGetResp
+	var req Request
+	for {
+		if err := c.ReadRequest(&req); err != nil {
+			return
+		}
+		resp.Tag = req.Tag
+		c.QueueResponse(&resp)
+		if c.Buffered() == 0 {
+			c.Flush()
+		}
+	}
 }

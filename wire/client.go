@@ -339,7 +339,8 @@ func (s *session) do(ctx context.Context, req *Request) (Response, error) {
 			req.MinRev = max(req.MinRev, s.seen.Load())
 		}
 		resp, err := cc.roundTrip(ctx, req)
-		if !errors.As(err, &lost) {
+		var ok bool
+		if lost, ok = err.(*connLost); !ok { // roundTrip never wraps it
 			if err == nil {
 				err = resp.Error()
 			}

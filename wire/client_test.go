@@ -594,6 +594,11 @@ func TestCloseEndsEveryGoroutineOfTheClient(t *testing.T) {
 	c.Close()
 	w.Close()
 	b.kill()
+	// Close has joined the goroutines; a joined goroutine may still be
+	// returning from its last call, so give such ones a moment to vanish.
+	for i := 0; i < 1000 && runtime.NumGoroutine() > before; i++ {
+		runtime.Gosched()
+	}
 	if after := runtime.NumGoroutine(); after > before {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines before, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])

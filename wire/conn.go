@@ -33,7 +33,8 @@ type Conn struct {
 	nc       net.Conn
 	br       *bufio.Reader
 	maxFrame int
-	rbuf     []byte // owned by the reading goroutine
+	rbuf     []byte            // owned by the reading goroutine
+	hdr      [frameHeader]byte // owned by the reading goroutine
 
 	w writer
 }
@@ -73,7 +74,7 @@ func (c *Conn) Close() error {
 // ReadFrame reads the next frame and returns its payload, valid until the
 // next read. Errors are those of the package function ReadFrame.
 func (c *Conn) ReadFrame() ([]byte, error) {
-	p, err := ReadFrame(c.br, c.rbuf, c.maxFrame)
+	p, err := readFrame(c.br, c.hdr[:], c.rbuf, c.maxFrame)
 	if err == nil && cap(p) <= keepBuf && cap(p) > cap(c.rbuf) {
 		c.rbuf = p[:0]
 	}
@@ -128,6 +129,30 @@ func (c *Conn) WriteRequest(req *Request) error {
 func (c *Conn) WriteResponse(resp *Response) error {
 	return c.write(nil, func(b []byte) ([]byte, error) { return AppendResponse(b, resp, c.maxFrame) })
 }
+
+// QueueResponse queues resp as one frame without writing it; Flush (or any
+// later Write* call) writes it. With Buffered, a server can answer requests
+// from its reading goroutine and write the answers in batches:
+//
+//	for {
+//		err := c.ReadRequest(&req)
+//		...
+//		c.QueueResponse(answer(&req))
+//		if c.Buffered() == 0 {
+//			c.Flush()
+//		}
+//	}
+func (c *Conn) QueueResponse(resp *Response) error {
+	return c.enqueue(nil, func(b []byte) ([]byte, error) { return AppendResponse(b, resp, c.maxFrame) })
+}
+
+// Flush writes every queued frame, unless another goroutine is writing, in
+// which case that goroutine writes them.
+func (c *Conn) Flush() error { return c.w.flushIfIdle() }
+
+// Buffered returns how many bytes have been received but not yet read:
+// when it is 0, the next read would wait for the network.
+func (c *Conn) Buffered() int { return c.br.Buffered() }
 
 // WriteMsg queues v, encoded by AppendMsg, as one frame and writes.
 func (c *Conn) WriteMsg(v any) error {

@@ -34,14 +34,20 @@ const growStep = 64 << 10
 // of kind BAD_REQUEST for a zero-length frame (the stream is still in step
 // and the next frame can be read).
 func ReadFrame(r io.Reader, buf []byte, max int) ([]byte, error) {
+	var hdr [frameHeader]byte
+	return readFrame(r, hdr[:], buf, max)
+}
+
+// readFrame is ReadFrame with the caller's 4-byte header buffer, which a
+// Conn keeps so that reading a frame allocates nothing.
+func readFrame(r io.Reader, hdr, buf []byte, max int) ([]byte, error) {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	var hdr [frameHeader]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	switch {
 	case n == 0:
 		return nil, &fs.Error{Kind: fs.KindBadRequest, Detail: "empty frame"}
