@@ -190,62 +190,83 @@ func (m *model) op(w *mwork, o Op, system bool) Kind {
 	if o.Path != "/" && w.notDir(o.Path) {
 		return KindNotDir
 	}
-	n, exists := w.s[o.Path]
 	switch o.Kind {
 	case OpSet:
-		switch {
-		case exists && n.dir:
-			return KindIsDir
-		case !modelRevOK(n, exists, o.Rev):
-			return KindRevMismatch
-		case o.Lease != 0 && m.leases[o.Lease] == 0:
-			return KindNoLease
-		}
-		w.mkParents(o.Path)
-		if !exists {
-			w.touchParent(o.Path)
-		}
-		w.s[o.Path] = mnode{body: string(o.Body), rev: w.rev, time: w.time, lease: o.Lease}
-		w.events = append(w.events, Event{Rev: w.rev, Path: o.Path, Kind: EventSet, Body: o.Body, Time: w.time, Lease: o.Lease})
+		return m.set(w, o)
 	case OpDel:
-		switch {
-		case o.Path == "/":
-			return KindIsDir
-		case !exists && o.Rev == 0:
-			return -1
-		case !exists:
-			return KindNoEnt
-		case !modelRevOK(n, exists, o.Rev):
-			return KindRevMismatch
-		case n.dir && w.hasKids(o.Path):
-			return KindNotEmpty
-		}
-		delete(w.s, o.Path)
-		w.touchParent(o.Path)
-		w.events = append(w.events, Event{Rev: w.rev, Path: o.Path, Kind: EventDel, Time: w.time})
+		return w.del(o)
 	case OpMkdir:
-		switch {
-		case exists && o.Rev == 0:
-			return KindRevMismatch
-		case exists && !n.dir:
-			return KindNotDir
-		case !modelRevOK(n, exists, o.Rev):
-			return KindRevMismatch
-		case exists:
-			return -1
-		}
-		w.mkParents(o.Path)
+		return w.mkdir(o)
+	}
+	return w.check(o)
+}
+
+func (m *model) set(w *mwork, o Op) Kind {
+	n, exists := w.s[o.Path]
+	switch {
+	case exists && n.dir:
+		return KindIsDir
+	case !modelRevOK(n, exists, o.Rev):
+		return KindRevMismatch
+	case o.Lease != 0 && m.leases[o.Lease] == 0:
+		return KindNoLease
+	}
+	w.mkParents(o.Path)
+	if !exists {
 		w.touchParent(o.Path)
-		w.s[o.Path] = mnode{dir: true, rev: w.rev, time: w.time}
-		w.events = append(w.events, Event{Rev: w.rev, Path: o.Path, Kind: EventMkdir, Time: w.time})
-	case OpCheck:
-		switch {
-		case !exists && o.Rev == 0:
-		case !exists:
-			return KindNoEnt
-		case !modelRevOK(n, exists, o.Rev):
-			return KindRevMismatch
-		}
+	}
+	w.s[o.Path] = mnode{body: string(o.Body), rev: w.rev, time: w.time, lease: o.Lease}
+	w.events = append(w.events, Event{Rev: w.rev, Path: o.Path, Kind: EventSet, Body: o.Body, Time: w.time, Lease: o.Lease})
+	return -1
+}
+
+func (w *mwork) del(o Op) Kind {
+	n, exists := w.s[o.Path]
+	switch {
+	case o.Path == "/":
+		return KindIsDir
+	case !exists && o.Rev == 0:
+		return -1
+	case !exists:
+		return KindNoEnt
+	case !modelRevOK(n, exists, o.Rev):
+		return KindRevMismatch
+	case n.dir && w.hasKids(o.Path):
+		return KindNotEmpty
+	}
+	delete(w.s, o.Path)
+	w.touchParent(o.Path)
+	w.events = append(w.events, Event{Rev: w.rev, Path: o.Path, Kind: EventDel, Time: w.time})
+	return -1
+}
+
+func (w *mwork) mkdir(o Op) Kind {
+	n, exists := w.s[o.Path]
+	switch {
+	case exists && o.Rev == 0:
+		return KindRevMismatch
+	case exists && !n.dir:
+		return KindNotDir
+	case !modelRevOK(n, exists, o.Rev):
+		return KindRevMismatch
+	case exists:
+		return -1
+	}
+	w.mkParents(o.Path)
+	w.touchParent(o.Path)
+	w.s[o.Path] = mnode{dir: true, rev: w.rev, time: w.time}
+	w.events = append(w.events, Event{Rev: w.rev, Path: o.Path, Kind: EventMkdir, Time: w.time})
+	return -1
+}
+
+func (w *mwork) check(o Op) Kind {
+	n, exists := w.s[o.Path]
+	switch {
+	case !exists && o.Rev == 0:
+	case !exists:
+		return KindNoEnt
+	case !modelRevOK(n, exists, o.Rev):
+		return KindRevMismatch
 	}
 	return -1
 }
