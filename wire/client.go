@@ -107,7 +107,8 @@ type session struct {
 // each bounded by opts.DialTimeout and by ctx) and returns a Client. If
 // none can be reached the error is an *fs.Error of kind UNAVAILABLE, or the
 // refusal of a replica that answered HELLO (PERMISSION for a bad secret,
-// BAD_REQUEST for another cluster or protocol version).
+// BAD_REQUEST for another cluster or protocol version); if ctx ends first,
+// it is ctx's error.
 func Dial(ctx context.Context, addrs []string, opts Options) (*Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err

@@ -6,9 +6,11 @@
 //
 // The replica (the server) uses Conn to read and write frames, Accept and
 // Policy for HELLO, ReadRequest/DecodeRequest for client requests,
-// WriteResponse/AppendResponse and ErrorResponse for answers, and
-// AppendMsg/DecodeMsg (or Conn.WriteMsg/ReadMsg) for its own peer and
-// gossip messages after HELLO. The mount and the command line use Client.
+// WriteResponse (from any goroutine) or QueueResponse+Flush (from the
+// reading goroutine, flushing when Buffered is 0) and ErrorResponse for
+// answers, and AppendMsg/DecodeMsg (or Conn.WriteMsg/ReadMsg) for its own
+// peer and gossip messages after HELLO. The mount and the command line use
+// Client.
 //
 // A frame is a 4-byte big-endian payload length and one msgpack value.
 // Every reader enforces a limit (DefaultMaxFrame unless configured): a
