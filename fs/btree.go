@@ -1,7 +1,5 @@
 package fs
 
-import "sort"
-
 // A bnode is one node of an immutable B+tree that holds the children of a
 // directory sorted by name. Every change returns a new tree that shares all
 // untouched bnodes with the old one, so a write to a directory of n children
@@ -67,17 +65,31 @@ func (b *bnode) find(name string) *node {
 
 // search returns the index of the first item of a leaf whose name is ≥ name.
 func (b *bnode) search(name string) int {
-	return sort.Search(len(b.items), func(i int) bool { return b.items[i].name >= name })
+	lo, hi := 0, len(b.items)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b.items[m].name < name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // route returns the index of the kid of an internal node that holds name,
 // or would hold it if it were added.
 func (b *bnode) route(name string) int {
-	i := sort.Search(len(b.mins), func(i int) bool { return b.mins[i] > name })
-	if i > 0 {
-		i--
+	lo, hi := 0, len(b.mins) // find the first min > name
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if b.mins[m] <= name {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
-	return i
+	return max(lo-1, 0)
 }
 
 // ascend calls fn for every item in name order until fn returns false; it
