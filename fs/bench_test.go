@@ -98,6 +98,9 @@ func BenchmarkMillionFilesHeap(b *testing.B) {
 	b.ReportMetric(float64(million.heap), "heap-bytes")
 	b.ReportMetric(float64(million.heap)/(1<<20), "heap-MiB")
 	b.ReportMetric(float64(million.heap)/1e6, "bytes/file")
+	if million.heap > 1<<30 {
+		b.Errorf("1,000,000 files hold %d bytes of heap, over the 1 GiB target", million.heap)
+	}
 }
 
 func BenchmarkMillionFilesSnapshotWrite(b *testing.B) {
