@@ -74,7 +74,6 @@ func BenchmarkEncodeResponseWalk100(b *testing.B) { benchEncodeResponse(b, walkR
 func BenchmarkDecodeResponseWalk100(b *testing.B) { benchDecodeResponse(b, walkResult(100)) }
 func BenchmarkEncodeRequestTxn8Ops(b *testing.B)  { benchEncodeRequest(b, txnRequest(8)) }
 func BenchmarkDecodeRequestTxn8Ops(b *testing.B)  { benchDecodeRequest(b, txnRequest(8)) }
-func BenchmarkDecodeRequestUnknown(b *testing.B)  { benchDecodeRequest(b, &Request{Tag: 1, Verb: 99}) }
 func BenchmarkEncodeRequestCancel(b *testing.B) {
 	benchEncodeRequest(b, &Request{Tag: 1, Verb: VerbCancel, Other: 2})
 }
