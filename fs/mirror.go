@@ -64,7 +64,7 @@ func (x *txn) replay(ev *Event) error {
 		if at.cur != nil {
 			return &Error{Kind: KindRevMismatch, Path: ev.Path, Detail: "exists"}
 		}
-		x.create(at, newDir(at.comps[len(at.comps)-1], x.rev, x.time))
+		x.create(at, newDir(at.name(), x.rev, x.time))
 	default:
 		if at.cur == nil {
 			return &Error{Kind: KindNoEnt, Path: ev.Path}
@@ -83,15 +83,7 @@ func (x *txn) replaySet(ev *Event, at place) error {
 	if at.cur != nil && at.cur.dir {
 		return &Error{Kind: KindIsDir, Path: ev.Path}
 	}
-	f := &node{name: at.comps[len(at.comps)-1], body: ev.Body, rev: x.rev, time: x.time, lease: ev.Lease}
-	var from int64
-	if at.cur != nil {
-		from = at.cur.lease
-		x.root = rebuild(at.nodes[:len(at.nodes)-1], at.comps, f, x.rev, x.time)
-	} else {
-		x.create(at, f)
-	}
-	if from != ev.Lease {
+	if from := x.putFile(at, ev.Body, ev.Lease); from != ev.Lease {
 		x.binds = append(x.binds, bind{path: ev.Path, from: from, to: ev.Lease})
 	}
 	x.events = append(x.events, *ev)

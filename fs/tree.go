@@ -108,25 +108,36 @@ func (t *Tree) ViewAt(rev int64) (*View, error) {
 // a snapshot does not know that revision's events). A from above Rev()
 // gives no events. The bodies are shared and must not be modified.
 func (t *Tree) Events(from int64, g *Glob) ([]Event, error) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	cur := t.cur.Load().rev
-	from = max(from, 1)
-	if from > cur {
-		return nil, nil
-	}
-	if first := max(t.base+1, t.oldestLocked()); from < first {
-		return nil, Errorf(KindTooLate, "", "events from revision %d are gone (oldest %d)", from, first)
+	views, err := t.viewsFrom(max(from, 1))
+	if err != nil {
+		return nil, err
 	}
 	var out []Event
-	for r := from; r <= cur; r++ {
-		for _, ev := range t.hist[r-t.oldestLocked()].events {
+	for _, v := range views {
+		for _, ev := range v.events {
 			if g.Match(ev.Path) {
 				out = append(out, ev)
 			}
 		}
 	}
 	return out, nil
+}
+
+// viewsFrom returns the views from revision from to the current one, or
+// TOO_LATE if the events of some of them are gone. It copies the window's
+// pointers under the lock and leaves the scanning to its caller, so that a
+// long scan never holds up Apply.
+func (t *Tree) viewsFrom(from int64) ([]*View, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	cur := t.cur.Load().rev
+	if from > cur {
+		return nil, nil
+	}
+	if first := max(t.base+1, t.oldestLocked()); from < first {
+		return nil, Errorf(KindTooLate, "", "events from revision %d are gone (oldest %d)", from, first)
+	}
+	return append([]*View(nil), t.hist[from-t.oldestLocked():]...), nil
 }
 
 // Leases returns every live lease, sorted by id.

@@ -1,5 +1,7 @@
 package fs
 
+import "strings"
+
 // A txn builds one new revision: the ops of a TXN, a lease's deletions, or
 // a mirror's events are applied in order to a private copy of the tree
 // (path copying leaves the published revisions untouched). Nothing is
@@ -109,19 +111,32 @@ func (x *txn) set(o *Op, at place) error {
 	case o.Lease != 0 && !x.t.leaseLive(o.Lease):
 		return Errorf(KindNoLease, o.Path, "lease %d is not live", o.Lease)
 	}
-	f := &node{name: at.comps[len(at.comps)-1], body: o.Body, rev: x.rev, time: x.time, lease: o.Lease}
-	var from int64
-	if at.cur != nil {
-		from = at.cur.lease
-		x.root = rebuild(at.nodes[:len(at.nodes)-1], at.comps, f, x.rev, x.time)
-	} else {
-		x.create(at, f)
-	}
+	from := x.putFile(at, o.Body, o.Lease)
 	x.events = append(x.events, Event{Rev: x.rev, Path: o.Path, Kind: EventSet, Body: o.Body, Time: x.time, Lease: o.Lease})
 	if from != o.Lease {
 		x.binds = append(x.binds, bind{path: o.Path, from: from, to: o.Lease})
 	}
 	return nil
+}
+
+// putFile writes the file at at, replacing it or creating it (and its
+// parents), and returns the lease it was bound to before (0: none).
+func (x *txn) putFile(at place, body []byte, lease int64) (from int64) {
+	f := &node{body: body, rev: x.rev, time: x.time, lease: lease}
+	if at.cur != nil {
+		f.name = at.cur.name
+		x.root = rebuild(at.nodes[:len(at.nodes)-1], at.comps, f, x.rev, x.time)
+		return at.cur.lease
+	}
+	f.name = at.name()
+	x.create(at, f)
+	return 0
+}
+
+// name returns the last component of at's path as a string of its own, so
+// that a node never keeps a whole path (or mutation) alive.
+func (at place) name() string {
+	return strings.Clone(at.comps[len(at.comps)-1])
 }
 
 // create adds leaf at the missing path of at, creating the missing
@@ -130,7 +145,7 @@ func (x *txn) create(at place, leaf *node) {
 	have := len(at.nodes) - 1 // components that exist
 	n := leaf
 	for i := len(at.comps) - 2; i >= have; i-- {
-		d := newDir(at.comps[i], x.rev, x.time)
+		d := newDir(strings.Clone(at.comps[i]), x.rev, x.time)
 		d.kids, _ = d.kids.put(n)
 		n = d
 	}
@@ -178,7 +193,7 @@ func (x *txn) mkdir(o *Op, at place) error {
 	case at.cur != nil:
 		return nil // an existing directory: nothing to do
 	}
-	x.create(at, newDir(at.comps[len(at.comps)-1], x.rev, x.time))
+	x.create(at, newDir(at.name(), x.rev, x.time))
 	x.events = append(x.events, Event{Rev: x.rev, Path: o.Path, Kind: EventMkdir, Time: x.time})
 	return nil
 }
