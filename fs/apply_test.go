@@ -3,6 +3,7 @@ package fs
 import (
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // ruleTree is the starting point of the rule tables:
@@ -317,5 +318,18 @@ func TestApplyKeepsTheBodyItIsGiven(t *testing.T) {
 	got, _, _ := tr.View().Get("/a")
 	if &got[0] != &body[0] {
 		t.Errorf("Get returned a copy of the body; the tree should keep the caller's slice")
+	}
+}
+
+func TestNodeNamesDoNotKeepTheMutationsPathAlive(t *testing.T) {
+	tr := New(Config{})
+	path := "/dir/file"
+	mustOps(t, tr, set(path, 0, "x"), mkdir("/dir2", 0))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(path)))
+	for _, n := range []*node{tr.View().root.lookup("dir"), tr.View().root.lookup("dir").lookup("file")} {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(n.name)))
+		if p >= lo && p < lo+uintptr(len(path)) {
+			t.Errorf("node %q shares the bytes of the path %q", n.name, path)
+		}
 	}
 }

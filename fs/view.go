@@ -70,7 +70,9 @@ func (v *View) GetDir(path string) ([]DirEntry, error) {
 // Walk calls fn for every file whose path matches g (nil: every file) in
 // depth-first order, each directory's children in name order, until fn
 // returns false. Directories are never passed to fn. The body must not be
-// modified. Walk only descends into directories that can hold a match.
+// modified. Walk only descends into directories that can hold a match, and
+// looks literal components up directly. It returns nil today (every glob is
+// checked by CompileGlob); callers should still check the error.
 func (v *View) Walk(g *Glob, fn func(path string, st Stat, body []byte) bool) error {
 	if g == nil {
 		g = matchAll
