@@ -1,0 +1,303 @@
+package mount
+
+import (
+	"bytes"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/doozerfs/doozerfs/fs"
+)
+
+// The kernel fires inotify events only for operations that pass through
+// its VFS, never for a change that arrives from another host. So for each
+// revision that this mount did not commit, the follower performs a
+// matching operation on its own mountpoint, which the handlers recognise
+// (by thread id) and answer without touching the store:
+//
+//	a file created    open(O_CREAT|O_EXCL|O_WRONLY), ftruncate, close:
+//	                  IN_CREATE, IN_OPEN, IN_MODIFY, IN_CLOSE_WRITE
+//	a file changed    open(O_WRONLY), ftruncate(new size), close:
+//	                  IN_OPEN, IN_MODIFY, IN_CLOSE_WRITE
+//	a file deleted    unlink: IN_DELETE, IN_DELETE_SELF
+//	a directory made  mkdir: IN_CREATE|IN_ISDIR
+//	a directory gone  rmdir: IN_DELETE|IN_ISDIR, IN_DELETE_SELF
+//	a rename          rename: IN_MOVED_FROM, IN_MOVED_TO (IN_MOVE_SELF)
+//
+// A rename is inferred from a revision that deletes one entry and creates
+// another with the same content: a file with the same body, or a directory
+// whose whole subtree (names and bodies) reappears under the new name.
+// Lookups from the replay thread see the state before the replayed
+// operation (fsys.override), so that, say, the unlink of a file already
+// gone from the store finds it.
+
+type replayKind uint8
+
+const (
+	rpCreate replayKind = iota + 1
+	rpModify
+	rpDelete
+	rpRmdir
+	rpMkdir
+	rpRename
+)
+
+// A replayOp is one operation to perform through the mountpoint.
+type replayOp struct {
+	kind   replayKind
+	rel    string // mount path
+	to     string // rpRename: the new mount path
+	typ    fs.NodeType
+	size   int64
+	before map[string]fs.NodeType // what the replay's lookups see before it
+	after  map[string]fs.NodeType // and after
+}
+
+// infer turns the events of one revision into replay operations, in the
+// order of the events, with renames recognised.
+func infer(pre, post *fs.View, evs []relEvent, sp func(string) string) []replayOp {
+	used := make([]bool, len(evs))
+	at := make(map[int]replayOp) // renames, at the index of their first event
+	byPath := make(map[string][]int)
+	for i, ev := range evs {
+		byPath[ev.rel] = append(byPath[ev.rel], i)
+	}
+	// Directory renames first: they take their children's events.
+	for i, ev := range evs {
+		if ev.Kind != fs.EventDel || used[i] {
+			continue
+		}
+		st, err := pre.Stat(sp(ev.rel))
+		if err != nil || st.Type != fs.TypeDir {
+			continue
+		}
+		for j, mk := range evs {
+			if used[j] || mk.Kind != fs.EventMkdir || under(mk.rel, ev.rel) || under(ev.rel, mk.rel) {
+				continue
+			}
+			idx, ok := sameSubtree(pre, post, ev.rel, mk.rel, sp, byPath, used)
+			if !ok {
+				continue
+			}
+			first := len(evs)
+			for _, k := range idx {
+				used[k] = true
+				first = min(first, k)
+			}
+			at[first] = renameOp(ev.rel, mk.rel, fs.TypeDir, pre, sp)
+			break
+		}
+	}
+	// File renames: a deleted file whose body a set writes elsewhere.
+	for i, ev := range evs {
+		if ev.Kind != fs.EventDel || used[i] {
+			continue
+		}
+		body, st, err := pre.Get(sp(ev.rel))
+		if err != nil || st.Type != fs.TypeFile {
+			continue
+		}
+		for j, set := range evs {
+			if used[j] || set.Kind != fs.EventSet || set.rel == ev.rel || !bytes.Equal(set.Body, body) {
+				continue
+			}
+			used[i], used[j] = true, true
+			at[min(i, j)] = renameOp(ev.rel, set.rel, fs.TypeFile, pre, sp)
+			break
+		}
+	}
+	// Everything else, in order, tracking what each path is as we go.
+	state := make(map[string]fs.NodeType)
+	typeOf := func(rel string) fs.NodeType {
+		if t, ok := state[rel]; ok {
+			return t
+		}
+		st, err := pre.Stat(sp(rel))
+		if err != nil {
+			return fs.TypeNone
+		}
+		return st.Type
+	}
+	var ops []replayOp
+	for i, ev := range evs {
+		if op, ok := at[i]; ok {
+			ops = append(ops, op)
+			state[op.rel], state[op.to] = fs.TypeNone, op.typ
+		}
+		if used[i] {
+			continue
+		}
+		was := typeOf(ev.rel)
+		var op replayOp
+		switch ev.Kind {
+		case fs.EventSet:
+			op = replayOp{kind: rpModify, rel: ev.rel, typ: fs.TypeFile, size: int64(len(ev.Body))}
+			if was == fs.TypeNone {
+				op.kind = rpCreate
+			}
+		case fs.EventMkdir:
+			op = replayOp{kind: rpMkdir, rel: ev.rel, typ: fs.TypeDir}
+		case fs.EventDel:
+			op = replayOp{kind: rpDelete, rel: ev.rel, typ: was}
+			if was == fs.TypeDir {
+				op.kind = rpRmdir
+			}
+		}
+		after := op.typ
+		if ev.Kind == fs.EventDel {
+			after = fs.TypeNone
+		}
+		op.before = map[string]fs.NodeType{ev.rel: was}
+		op.after = map[string]fs.NodeType{ev.rel: after}
+		state[ev.rel] = after
+		ops = append(ops, op)
+	}
+	return ops
+}
+
+// renameOp is the replay of renaming from to to.
+func renameOp(from, to string, typ fs.NodeType, pre *fs.View, sp func(string) string) replayOp {
+	old := fs.TypeNone
+	if st, err := pre.Stat(sp(to)); err == nil {
+		old = st.Type
+	}
+	return replayOp{
+		kind:   rpRename,
+		rel:    from,
+		to:     to,
+		typ:    typ,
+		before: map[string]fs.NodeType{from: typ, to: old},
+		after:  map[string]fs.NodeType{from: fs.TypeNone, to: typ},
+	}
+}
+
+// sameSubtree reports whether the directory from in pre has the same
+// subtree (names, types and bodies) as the directory to in post, and every
+// path of both was changed by this revision (deleted below from, created
+// below to). It returns the indexes of those events.
+func sameSubtree(pre, post *fs.View, from, to string, sp func(string) string, byPath map[string][]int, used []bool) ([]int, bool) {
+	a, okA := subtree(pre, sp(from))
+	b, okB := subtree(post, sp(to))
+	if !okA || !okB || len(a) != len(b) {
+		return nil, false
+	}
+	var idx []int
+	for rel, x := range a {
+		y, ok := b[rel]
+		if !ok || x.dir != y.dir || !bytes.Equal(x.body, y.body) {
+			return nil, false
+		}
+		del, ok := eventAt(byPath, used, from+rel)
+		if !ok {
+			return nil, false
+		}
+		mk, ok := eventAt(byPath, used, to+rel)
+		if !ok {
+			return nil, false
+		}
+		idx = append(idx, del, mk)
+	}
+	return idx, true
+}
+
+// eventAt returns the index of the one unused event at rel.
+func eventAt(byPath map[string][]int, used []bool, rel string) (int, bool) {
+	for _, i := range byPath[rel] {
+		if !used[i] {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+type subNode struct {
+	dir  bool
+	body []byte
+}
+
+// subtree lists the directory at the store path p and everything below it,
+// keyed by the path relative to p ("" for p itself). It gives up past
+// 100,000 entries.
+func subtree(v *fs.View, p string) (map[string]subNode, bool) {
+	out := map[string]subNode{"": {dir: true}}
+	var walk func(dir, rel string) bool
+	walk = func(dir, rel string) bool {
+		ents, err := v.GetDir(dir)
+		if err != nil {
+			return false
+		}
+		for _, e := range ents {
+			if len(out) > 100000 {
+				return false
+			}
+			cp, cr := child(dir, e.Name), rel+"/"+e.Name
+			if e.Type == fs.TypeDir {
+				out[cr] = subNode{dir: true}
+				if !walk(cp, cr) {
+					return false
+				}
+				continue
+			}
+			body, _, err := v.Get(cp)
+			if err != nil {
+				return false
+			}
+			out[cr] = subNode{body: body}
+		}
+		return true
+	}
+	return out, walk(p, "")
+}
+
+// replay performs op through the mountpoint. Failures are expected when
+// the kernel's view already moved on (a local process looked the new file
+// up first, say); they only cost the inotify events.
+func (w *follower) replay(op replayOp) {
+	f := w.f
+	f.mu.Lock()
+	for p, t := range op.before {
+		f.override[p] = t
+	}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		for p := range op.before {
+			delete(f.override, p)
+		}
+		f.mu.Unlock()
+	}()
+	p := f.dir + op.rel
+	if op.rel == "/" {
+		return
+	}
+	var err error
+	switch op.kind {
+	case rpCreate:
+		var fd int
+		fd, err = unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err == unix.EEXIST {
+			fd, err = unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		}
+		if err == nil {
+			err = unix.Ftruncate(fd, op.size)
+			unix.Close(fd)
+		}
+	case rpModify:
+		var fd int
+		fd, err = unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Ftruncate(fd, op.size)
+			unix.Close(fd)
+		}
+	case rpDelete:
+		err = unix.Unlink(p)
+	case rpRmdir:
+		err = unix.Rmdir(p)
+	case rpMkdir:
+		err = unix.Mkdir(p, 0o755)
+	case rpRename:
+		err = unix.Rename(p, f.dir+op.to)
+	}
+	if err != nil {
+		f.opts.Logger.Debug("mount: inotify replay failed", "op", op.kind, "path", op.rel, "err", err)
+	}
+}
