@@ -69,7 +69,18 @@ type cluster struct {
 	// onReady, if set, may crash a node while it handles a Ready (before its
 	// writes are synced); it returns how many entries survive, or -1.
 	crashMidReady func(id uint64, rd *Ready) int
-	steps         int
+	stats         clusterStats
+}
+
+// clusterStats counts what a run exercised.
+type clusterStats struct {
+	leaders, installs, confChanges, reads, dupValues, midReadyCrashes int
+}
+
+func (s clusterStats) withDups(d int) clusterStats { s.dupValues = d; return s }
+
+func (s clusterStats) String() string {
+	return fmt.Sprintf("%d leaderships, %d snapshot installs, %d membership changes, %d reads answered, %d duplicate applies, %d crashes mid-Ready", s.leaders, s.installs, s.confChanges, s.reads, s.dupValues, s.midReadyCrashes)
 }
 
 func newCluster(tb testing.TB, cfg func(id uint64) Config) *cluster {
@@ -126,14 +137,32 @@ func (c *cluster) process(id uint64) bool {
 		return false
 	}
 	rd := tn.node.Ready()
+	if l := tn.node.lead; l != nil && !c.chk.ballots[l.ballot] {
+		c.chk.ballots[l.ballot] = true
+		c.stats.leaders++
+	}
 	if c.crashMidReady != nil {
 		if keep := c.crashMidReady(id, &rd); keep >= 0 {
 			for _, e := range rd.Entries[:keep] {
 				tn.disk.entries[e.Slot] = e
 			}
 			c.crash(id, false)
+			c.stats.midReadyCrashes++
 			return true
 		}
+	}
+	if c.trace != nil && (rd.HardState != nil || len(rd.Entries) > 0) {
+		line := fmt.Sprintf("%d: persist", id)
+		if hs := rd.HardState; hs != nil {
+			line += fmt.Sprintf(" promised=%s commit=%d", hs.Promised, hs.Commit)
+		}
+		for _, e := range rd.Entries {
+			line += " " + e.short()
+		}
+		if rd.MustSync {
+			line += " (sync)"
+		}
+		c.logf("%s", line)
 	}
 	c.persist(tn, &rd)
 	for _, m := range rd.Messages {
@@ -183,6 +212,7 @@ func (c *cluster) apply(tn *testNode, rd *Ready) {
 		tn.app = *tn.offered
 		tn.offered = nil
 		c.chk.install(c.tb, tn.id, tn.app)
+		c.stats.installs++
 		c.logf("%d: installed snapshot slot=%d", tn.id, tn.app.applied)
 	}
 	for _, e := range rd.Committed {
@@ -192,11 +222,15 @@ func (c *cluster) apply(tn *testNode, rd *Ready) {
 		tn.app.hash = c.chk.learn(c.tb, tn.id, e, tn.app.hash)
 		tn.app.applied = e.Slot
 		tn.app.values += len(e.Values)
+		if e.Kind == EntryConfig && c.chk.digest[e.Slot] == entryDigest(e) && tn.id == c.ids[0] {
+			c.stats.confChanges++
+		}
 		c.logf("%d: apply %s", tn.id, e.short())
 	}
 	for _, r := range rd.ReadStates {
 		c.logf("%d: read %q at slot %d", tn.id, r.Context, r.Slot)
 		c.chk.read(c.tb, tn.id, r)
+		c.stats.reads++
 	}
 }
 
@@ -243,6 +277,9 @@ func (c *cluster) deliver(i int) {
 	}
 	dst := c.nodes[to]
 	if dst == nil || !dst.up || c.cut[[2]uint64{from, to}] {
+		if env.snap == nil {
+			c.logf("%s (lost)", env.msg)
+		}
 		if env.snap != nil && c.nodes[from].up {
 			c.nodes[from].node.ReportSnapshot(to, false)
 		}
@@ -317,10 +354,12 @@ type checker struct {
 	chosen   map[ProposalID]bool
 	failed   map[ProposalID]bool
 	reads    map[string]uint64 // read ctx -> commit of the most advanced node when issued
+	dups     int               // values chosen again in a later slot
+	ballots  map[Ballot]bool   // ballots that led
 }
 
 func newChecker() *checker {
-	return &checker{digest: []uint64{0}, prefix: []uint64{0}, proposed: map[ProposalID]uint64{}, chosen: map[ProposalID]bool{}, failed: map[ProposalID]bool{}, reads: map[string]uint64{}}
+	return &checker{digest: []uint64{0}, prefix: []uint64{0}, proposed: map[ProposalID]uint64{}, chosen: map[ProposalID]bool{}, failed: map[ProposalID]bool{}, reads: map[string]uint64{}, ballots: map[Ballot]bool{}}
 }
 
 func hashBytes(b []byte) uint64 {
@@ -360,6 +399,11 @@ func (k *checker) learn(tb testing.TB, id uint64, e Entry, h uint64) uint64 {
 			tb.Fatalf("agreement violated: node %d learned %s at slot %d, another replica learned a different value", id, e.short(), e.Slot)
 		}
 	case e.Slot == uint64(len(k.digest)):
+		for _, v := range e.Values {
+			if k.chosen[v.ID] {
+				k.dups++
+			}
+		}
 		k.digest = append(k.digest, d)
 		k.prefix = append(k.prefix, h*1099511628211^d)
 	default:

@@ -28,9 +28,6 @@ type recovery struct {
 	// end is the highest slot reported; a new leader re-proposes every slot
 	// up to it (a no-op where nothing was reported).
 	end uint64
-	// ids are the proposals found in reports, so that a retry of one of them
-	// reaching the new leader is not proposed a second time.
-	ids map[ProposalID]bool
 }
 
 func (r *recovery) merge(es []Entry, above uint64) {
@@ -46,12 +43,6 @@ func (r *recovery) merge(es []Entry, above uint64) {
 		}
 		r.entries[e.Slot] = e
 		r.end = max(r.end, e.Slot)
-		for _, v := range e.Values {
-			if r.ids == nil {
-				r.ids = make(map[ProposalID]bool)
-			}
-			r.ids[v.ID] = true
-		}
 	}
 }
 

@@ -23,6 +23,14 @@ type leader struct {
 	rec recovery
 	// queue holds values waiting for a slot, oldest first.
 	queue []Value
+	// reproposed holds the proposals this leader re-proposed from rec; a
+	// retry of one of them is dropped from the queue instead of being
+	// proposed twice. It absorbs the retries origins send on seeing a new
+	// leader, and is forgotten reproposedTTL ticks after recovery is chosen,
+	// so an origin that missed the value (it learned it in a snapshot) gets
+	// its retry chosen again.
+	reproposed    map[ProposalID]bool
+	reproposedTTL int
 	// confSlot is the slot of an in-flight config entry (0: none); no other
 	// change is proposed until it is chosen and has taken effect.
 	confSlot uint64
@@ -61,7 +69,8 @@ type peer struct {
 	// previous one.
 	active, recent bool
 	readRound      uint64 // highest read-index round it answered
-	prepareSent    uint64 // tick of the last Prepare sent to it after winning
+	prepared       bool   // a Prepare of ballot was sent to it
+	prepareSent    uint64 // tick of the last one
 	snapUntil      uint64 // a snapshot transfer is assumed in progress until this tick
 }
 
@@ -85,13 +94,14 @@ func (n *Node) becomeLeader() {
 	n.leader = n.id
 	n.rebuildPeers()
 	for _, p := range l.order {
-		p.prepareSent = max(n.now, 1) // the campaign's Prepare is still out
+		p.prepared, p.prepareSent = true, n.now // the campaign's Prepare is still out
 		if e.granted[p.id] {
 			l.promisedMask |= p.bit
 			p.active = true
 		}
 	}
 	n.logger.Info("consensus: became leader", "id", n.id, "ballot", l.ballot.String(), "commit", n.commit, "recover_to", l.rec.end)
+	l.reproposedTTL = 2 * n.cfg.RetryTicks
 	n.out.forward = nil
 	n.props.requeueOwn(n)
 	n.broadcastHeartbeat()
@@ -180,10 +190,10 @@ func (l *leader) latePromise(n *Node, m Message) {
 func (n *Node) prepareMissing() {
 	l := n.lead
 	for _, p := range l.order {
-		if p == l.self || l.promisedMask&p.bit != 0 || (p.prepareSent != 0 && n.now-p.prepareSent < uint64(n.cfg.RetryTicks)) {
+		if p == l.self || l.promisedMask&p.bit != 0 || (p.prepared && n.now-p.prepareSent < uint64(n.cfg.RetryTicks)) {
 			continue
 		}
-		p.prepareSent = max(n.now, 1)
+		p.prepared, p.prepareSent = true, n.now
 		n.send(Message{Type: MsgPrepare, To: p.id, Ballot: l.ballot, Commit: n.commit})
 	}
 }
@@ -195,6 +205,11 @@ func (n *Node) tickLeader() {
 	l := n.lead
 	l.heartbeatElapsed++
 	l.quorumElapsed++
+	if l.reproposed != nil && n.commit >= l.rec.end {
+		if l.reproposedTTL--; l.reproposedTTL <= 0 {
+			l.reproposed = nil
+		}
+	}
 	if l.heartbeatElapsed >= n.cfg.HeartbeatTicks {
 		l.heartbeatElapsed = 0
 		n.broadcastHeartbeat()

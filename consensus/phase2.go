@@ -42,8 +42,9 @@ func (n *Node) flushLeader() {
 				e = Entry{Kind: EntryNoop}
 			}
 			delete(l.rec.entries, l.next)
+			l.noteReproposed(e)
 			n.assign(e)
-		case len(l.queue) > 0:
+		case len(l.queue) > 0 && len(l.dropReproposed()) > 0:
 			n.assign(Entry{Kind: EntryValues, Values: l.takeBatch(&n.cfg)})
 		case n.needsFill():
 			n.assign(Entry{Kind: EntryNoop})
@@ -51,6 +52,33 @@ func (n *Node) flushLeader() {
 			return
 		}
 	}
+}
+
+func (l *leader) noteReproposed(e Entry) {
+	for _, v := range e.Values {
+		if l.reproposed == nil {
+			l.reproposed = make(map[ProposalID]bool)
+		}
+		l.reproposed[v.ID] = true
+	}
+}
+
+// dropReproposed removes from the queue the retries of values this leader
+// already re-proposed, and returns the queue. It rewrites only queue
+// positions no batch was taken from.
+func (l *leader) dropReproposed() []Value {
+	if len(l.reproposed) == 0 {
+		return l.queue
+	}
+	kept := l.queue[:0]
+	for _, v := range l.queue {
+		if !l.reproposed[v.ID] {
+			kept = append(kept, v)
+		}
+	}
+	clear(l.queue[len(kept):])
+	l.queue = kept
+	return kept
 }
 
 // takeBatch removes the next batch from the queue. The batch shares the

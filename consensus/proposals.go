@@ -101,13 +101,13 @@ func (p *proposals) resendAll(n *Node) {
 }
 
 // requeueOwn puts this node's live proposals in its own queue when it starts
-// leading, except those Phase 1 recovered (they are being re-proposed).
+// leading (those Phase 1 recovered are dropped again when re-proposed).
 func (p *proposals) requeueOwn(n *Node) {
 	l := n.lead
 	for i := range p.items {
 		it := &p.items[i]
 		id := ProposalID{Node: n.id, Seq: p.base + uint64(i)}
-		if !it.done && !l.rec.ids[id] {
+		if !it.done {
 			it.sentAt = n.now
 			l.queue = append(l.queue, Value{ID: id, Data: it.data})
 		}
@@ -142,21 +142,22 @@ func (n *Node) tickProposals() {
 	}
 }
 
-// handleProp queues values forwarded by other nodes. Values Phase 1
-// recovered are dropped (they are being re-proposed); so is everything when
-// the queue is full (the origin retries).
+// handleProp queues values forwarded by other nodes, up to MaxPending (the
+// origin retries the rest). A non-member is told the chosen prefix so it can
+// catch up and learn that it was removed.
 func (n *Node) handleProp(m Message) {
 	l := n.lead
 	if l == nil {
 		return
 	}
+	if l.peers[m.From] == nil {
+		n.send(Message{Type: MsgCommit, To: m.From, Ballot: l.ballot, Commit: n.commit})
+	}
 	for _, v := range m.Values {
 		if len(l.queue) >= n.cfg.MaxPending {
 			return
 		}
-		if !l.rec.ids[v.ID] {
-			l.queue = append(l.queue, v)
-		}
+		l.queue = append(l.queue, v)
 	}
 }
 
