@@ -126,6 +126,7 @@ func (n *fileNode) addHandle(h *handle) {
 	n.mu.Lock()
 	n.handles[h] = struct{}{}
 	n.mu.Unlock()
+	n.fsys.open.Add(1)
 }
 
 // bind records the kernel's id for h, learnt from a request on it.

@@ -32,6 +32,7 @@ type fsys struct {
 	// every kernel invalidation has been sent.
 	replayTid atomic.Int32
 	inv       atomic.Int64
+	open      atomic.Int64 // open file handles (not replays)
 
 	commits commitTracker
 	subs    subscribers

@@ -291,6 +291,9 @@ func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if _, ok := n.handles[h]; ok {
+		n.fsys.open.Add(-1)
+	}
 	delete(n.handles, h)
 	if h.bound && n.byID[h.id] == h {
 		delete(n.byID, h.id)

@@ -17,6 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// debugFUSE, when set (by tests), receives bazil's log of every request.
+var debugFUSE func(msg any)
+
 // Mounted is a live mount. Close unmounts it.
 type Mounted struct {
 	f    *fsys
@@ -64,7 +67,11 @@ func Mount(dir string, store Store, opts Options) (*Mounted, error) {
 		return nil, fmt.Errorf("mount: %s: %w", dir, err)
 	}
 	f := newFsys(store, opts, dir)
-	f.srv = fusefs.New(conn, &fusefs.Config{WithContext: withReqInfo})
+	cfg := &fusefs.Config{WithContext: withReqInfo}
+	if debugFUSE != nil {
+		cfg.Debug = debugFUSE
+	}
+	f.srv = fusefs.New(conn, cfg)
 	m := &Mounted{f: f, conn: conn, dir: dir, done: make(chan struct{})}
 	go func() {
 		m.err = f.srv.Serve(f)
