@@ -23,14 +23,15 @@ type leader struct {
 	rec recovery
 	// queue holds values waiting for a slot, oldest first.
 	queue []Value
-	// reproposed holds the proposals this leader re-proposed from rec; a
-	// retry of one of them is dropped from the queue instead of being
-	// proposed twice. It absorbs the retries origins send on seeing a new
-	// leader, and is forgotten reproposedTTL ticks after recovery is chosen,
-	// so an origin that missed the value (it learned it in a snapshot) gets
-	// its retry chosen again.
-	reproposed    map[ProposalID]bool
-	reproposedTTL int
+	// known holds every proposal queued (false) or in an in-flight slot
+	// (true) at this leader, so a retry that arrives meanwhile is dropped
+	// rather than chosen twice. An id leaves it when its slot is chosen: a
+	// retry after that (from an origin that learned the slot in a snapshot)
+	// is proposed again and the caller de-duplicates.
+	known map[ProposalID]bool
+	// stale counts queued values that recovery put in a slot meanwhile; the
+	// queue is filtered before the next batch.
+	stale int
 	// confSlot is the slot of an in-flight config entry (0: none); no other
 	// change is proposed until it is chosen and has taken effect.
 	confSlot uint64
@@ -86,6 +87,7 @@ func (n *Node) becomeLeader() {
 		win:        make([]slotAcks, Alpha),
 		rec:        e.rec,
 		peers:      map[uint64]*peer{},
+		known:      map[ProposalID]bool{},
 		free:       ^uint64(0),
 	}
 	n.elect = nil
@@ -101,7 +103,6 @@ func (n *Node) becomeLeader() {
 		}
 	}
 	n.logger.Info("consensus: became leader", "id", n.id, "ballot", l.ballot.String(), "commit", n.commit, "recover_to", l.rec.end)
-	l.reproposedTTL = 2 * n.cfg.RetryTicks
 	n.out.forward = nil
 	n.props.requeueOwn(n)
 	n.broadcastHeartbeat()
@@ -205,11 +206,6 @@ func (n *Node) tickLeader() {
 	l := n.lead
 	l.heartbeatElapsed++
 	l.quorumElapsed++
-	if l.reproposed != nil && n.commit >= l.rec.end {
-		if l.reproposedTTL--; l.reproposedTTL <= 0 {
-			l.reproposed = nil
-		}
-	}
 	if l.heartbeatElapsed >= n.cfg.HeartbeatTicks {
 		l.heartbeatElapsed = 0
 		n.broadcastHeartbeat()

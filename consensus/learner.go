@@ -43,6 +43,9 @@ func (n *Node) advanceCommit() {
 			if v.ID.Node == n.id {
 				n.props.done(v.ID.Seq)
 			}
+			if n.lead != nil {
+				delete(n.lead.known, v.ID)
+			}
 		}
 	case EntryConfig:
 		n.applyConfig(*e)
@@ -58,14 +61,22 @@ func (n *Node) advanceCommit() {
 }
 
 // requestCatchup asks the leader for chosen slots from commit+1 on, at most
-// once per RetryTicks while an answer is outstanding.
+// once per RetryTicks while an answer is outstanding. A node that knows no
+// membership (a joining replica) asks for slot 0: a snapshot, whose
+// metadata carries the membership.
 func (n *Node) requestCatchup(leader uint64) {
 	if n.catchup.pending && n.now-n.catchup.sentAt < uint64(n.cfg.RetryTicks) {
 		return
 	}
 	n.catchup = catchupState{pending: true, sentAt: n.now}
-	n.send(Message{Type: MsgCatchupReq, To: leader, Slot: n.commit + 1, Commit: n.commit})
+	slot := n.commit + 1
+	if !n.knowsMembership() {
+		slot = 0
+	}
+	n.send(Message{Type: MsgCatchupReq, To: leader, Slot: slot, Commit: n.commit})
 }
+
+func (n *Node) knowsMembership() bool { return len(n.conf.Members.Voters) > 0 }
 
 // serveCatchup answers a member's request from the leader's log, or, when the
 // log was compacted past the slot it wants, asks the caller to send it a
@@ -80,7 +91,7 @@ func (n *Node) serveCatchup(m Message) {
 		p.active = true
 		p.match = max(p.match, m.Commit)
 	}
-	if m.Slot < n.slots.first {
+	if m.Slot == 0 || m.Slot < n.slots.first {
 		n.requestSnapshot(p)
 		return
 	}
@@ -92,21 +103,15 @@ func (n *Node) serveCatchup(m Message) {
 	}
 	es := n.slots.span(m.Slot, n.commit)
 	es = es[:n.chunk(es)]
-	cfg := n.configAsOf(m.Slot - 1)
-	n.send(Message{Type: MsgCatchup, To: m.From, Ballot: l.ballot, Commit: n.commit, Slot: m.Slot - 1, Config: &cfg, Entries: es})
+	n.send(Message{Type: MsgCatchup, To: m.From, Ballot: l.ballot, Commit: n.commit, Slot: m.Slot - 1, Entries: es})
 }
 
 // handleCatchup installs chosen entries that extend the prefix. They are
 // chosen whoever sent them, so they are taken even from a stale leader.
 func (n *Node) handleCatchup(m Message) {
 	n.catchup.pending = false
-	if len(n.conf.Members.Voters) == 0 && m.Config != nil && m.Slot == n.commit {
-		// A joining node learns the membership it starts from.
-		n.conf = cloneConfig(*m.Config)
-		n.memberOf = n.conf.Members.IsMember(n.id)
-	}
-	if len(n.conf.Members.Voters) == 0 {
-		return
+	if !n.knowsMembership() {
+		return // it needs a snapshot first
 	}
 	for _, e := range m.Entries {
 		if e.Slot == n.commit+1 {
@@ -149,9 +154,11 @@ func (n *Node) ReportSnapshot(to uint64, ok bool) {
 // OfferSnapshot hands the node the metadata of a snapshot the caller has
 // received in full from the leader's replica. It reports whether the node
 // takes it: if so, the next Ready carries it in Snapshot (install it, then
-// apply Committed); if not, the caller discards the data.
+// apply Committed); if not, the caller discards the data. A node takes a
+// snapshot beyond its chosen prefix, or any snapshot while it knows no
+// membership (a joining node starts from one).
 func (n *Node) OfferSnapshot(meta SnapshotMeta) bool {
-	if meta.Slot <= n.commit || n.role == RoleLeader || validConfig(meta.Config) != nil {
+	if (meta.Slot <= n.commit && n.knowsMembership()) || n.role == RoleLeader || validConfig(meta.Config) != nil {
 		return false
 	}
 	meta = cloneSnapshot(meta)

@@ -78,9 +78,8 @@ func (t MsgType) NeedsPersist() bool {
 //	Commit:        Ballot, Commit
 //	Heartbeat:     Ballot, Commit, Round
 //	HeartbeatResp: Ballot (on Reject the acceptor's promise), Reject, Round, Commit
-//	CatchupReq:    Slot = first slot wanted, Commit
-//	Catchup:       Ballot, Commit, Slot = slot before Entries, Config = membership
-//	               as of Slot, Entries (chosen, consecutive)
+//	CatchupReq:    Slot = first slot wanted (0: a snapshot), Commit
+//	Catchup:       Ballot, Commit, Slot = slot before Entries, Entries (chosen, consecutive)
 //	ReadIndex:     Context
 //	ReadIndexResp: Context, Slot = the read index
 //	TimeoutNow:    Ballot
@@ -98,7 +97,6 @@ type Message struct {
 	Entries []Entry
 	Values  []Value
 	Context []byte
-	Config  *ConfigState
 }
 
 // String is a one-line summary for traces and tests.
@@ -192,9 +190,6 @@ func (n *Node) check(m Message) error {
 		}
 	case MsgCatchup:
 		if !consecutive(m.Entries) || (len(m.Entries) > 0 && m.Entries[0].Slot != m.Slot+1) {
-			return ErrBadMessage
-		}
-		if m.Config != nil && validConfig(*m.Config) != nil {
 			return ErrBadMessage
 		}
 	case MsgPromise, MsgPrepare, MsgAccepted, MsgCommit, MsgHeartbeat, MsgTimeoutNow:

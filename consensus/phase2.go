@@ -42,9 +42,8 @@ func (n *Node) flushLeader() {
 				e = Entry{Kind: EntryNoop}
 			}
 			delete(l.rec.entries, l.next)
-			l.noteReproposed(e)
 			n.assign(e)
-		case len(l.queue) > 0 && len(l.dropReproposed()) > 0:
+		case len(l.dropStale()) > 0:
 			n.assign(Entry{Kind: EntryValues, Values: l.takeBatch(&n.cfg)})
 		case n.needsFill():
 			n.assign(Entry{Kind: EntryNoop})
@@ -54,25 +53,40 @@ func (n *Node) flushLeader() {
 	}
 }
 
-func (l *leader) noteReproposed(e Entry) {
+// enqueue queues v for a slot unless it is already queued or in flight
+// here. It reports false when the queue is full.
+func (l *leader) enqueue(v Value, limit int) bool {
+	if len(l.queue) >= limit {
+		return false
+	}
+	if _, ok := l.known[v.ID]; !ok {
+		l.known[v.ID] = false
+		l.queue = append(l.queue, v)
+	}
+	return true
+}
+
+// noteAssigned records the values of an entry put in a slot.
+func (l *leader) noteAssigned(e Entry) {
 	for _, v := range e.Values {
-		if l.reproposed == nil {
-			l.reproposed = make(map[ProposalID]bool)
+		if queued, ok := l.known[v.ID]; ok && !queued {
+			l.stale++
 		}
-		l.reproposed[v.ID] = true
+		l.known[v.ID] = true
 	}
 }
 
-// dropReproposed removes from the queue the retries of values this leader
-// already re-proposed, and returns the queue. It rewrites only queue
-// positions no batch was taken from.
-func (l *leader) dropReproposed() []Value {
-	if len(l.reproposed) == 0 {
+// dropStale removes from the queue the values that recovery already put in
+// a slot, and returns the queue. It rewrites only queue positions no batch
+// was taken from.
+func (l *leader) dropStale() []Value {
+	if l.stale == 0 {
 		return l.queue
 	}
+	l.stale = 0
 	kept := l.queue[:0]
 	for _, v := range l.queue {
-		if !l.reproposed[v.ID] {
+		if !l.known[v.ID] {
 			kept = append(kept, v)
 		}
 	}
@@ -110,6 +124,7 @@ func (n *Node) assign(e Entry) {
 	if e.Kind == EntryConfig {
 		l.confSlot = e.Slot
 	}
+	l.noteAssigned(e)
 	l.next++
 }
 

@@ -65,7 +65,7 @@ func (n *Node) Propose(v []byte) (ProposalID, error) {
 	n.props.live++
 	n.raiseSeqCeiling()
 	if n.lead != nil {
-		n.lead.queue = append(n.lead.queue, Value{ID: id, Data: v})
+		n.lead.enqueue(Value{ID: id, Data: v}, n.cfg.MaxPending)
 	} else {
 		n.out.forward = append(n.out.forward, Value{ID: id, Data: v})
 	}
@@ -103,13 +103,10 @@ func (p *proposals) resendAll(n *Node) {
 // requeueOwn puts this node's live proposals in its own queue when it starts
 // leading (those Phase 1 recovered are dropped again when re-proposed).
 func (p *proposals) requeueOwn(n *Node) {
-	l := n.lead
 	for i := range p.items {
-		it := &p.items[i]
-		id := ProposalID{Node: n.id, Seq: p.base + uint64(i)}
-		if !it.done {
+		if it := &p.items[i]; !it.done {
 			it.sentAt = n.now
-			l.queue = append(l.queue, Value{ID: id, Data: it.data})
+			n.lead.enqueue(Value{ID: ProposalID{Node: n.id, Seq: p.base + uint64(i)}, Data: it.data}, n.cfg.MaxPending)
 		}
 	}
 }
@@ -154,10 +151,9 @@ func (n *Node) handleProp(m Message) {
 		n.send(Message{Type: MsgCommit, To: m.From, Ballot: l.ballot, Commit: n.commit})
 	}
 	for _, v := range m.Values {
-		if len(l.queue) >= n.cfg.MaxPending {
+		if !l.enqueue(v, n.cfg.MaxPending) {
 			return
 		}
-		l.queue = append(l.queue, v)
 	}
 }
 
