@@ -63,9 +63,9 @@ type sim struct {
 	origin   map[ProposalID]int    // proposal -> step it was proposed at
 	crashed  map[uint64]int        // node -> step of its last crash
 	faults   bool                  // faults still being injected
-	midReady func(uint64) bool     // crash this node in the middle of a Ready?
 	reads    int
-	_        struct{}
+	// weights of the fault actions, per step, in percent
+	wNet, wCrash, wConf float64
 }
 
 func simConfig(seed uint64) func(uint64) Config {
@@ -106,7 +106,10 @@ func runSim(t *testing.T, seed uint64, steps int, verbose bool) {
 	s.nextID, s.maxIDs = n+1, 7
 	s.pDrop = []float64{0, 0.02, 0.1}[rng.IntN(3)]
 	s.pDup = []float64{0, 0.02, 0.1}[rng.IntN(3)]
-	s.pCrash = []float64{0, 0.002, 0.006}[rng.IntN(3)]
+	s.pCrash = []float64{0, 0.002, 0.006, 0.02}[rng.IntN(4)]
+	s.wNet = []float64{0.5, 1.5, 5}[rng.IntN(3)]
+	s.wCrash = []float64{0.5, 1.5, 4}[rng.IntN(3)]
+	s.wConf = []float64{0.2, 0.5, 2}[rng.IntN(3)]
 	s.c.compactEvery = []uint64{0, 4, 16}[rng.IntN(3)]
 	s.c.crashMidReady = s.maybeCrashMidReady
 	for s.step = 0; s.step < steps; s.step++ {
@@ -133,11 +136,11 @@ func (s *sim) randomStep() {
 		s.propose()
 	case r < 89:
 		s.read()
-	case r < 90.5:
+	case r < 89+s.wNet:
 		s.network()
-	case r < 92:
+	case r < 89+s.wNet+s.wCrash:
 		s.crashOrRestart()
-	case r < 92.5:
+	case r < 89+s.wNet+s.wCrash+s.wConf:
 		s.changeMembership()
 	default:
 		s.processRandom()
@@ -221,8 +224,13 @@ func (s *sim) network() {
 	case 0:
 		s.c.cut = map[[2]uint64]bool{}
 		side := map[uint64]bool{}
+		l := s.c.leaderID()
 		for _, id := range ids {
+			// Half the splits cut the leader off alone.
 			side[id] = s.rng.IntN(2) == 0
+			if l != 0 && s.rng.IntN(2) == 0 {
+				side[id] = id == l
+			}
 		}
 		for _, a := range ids {
 			for _, b := range ids {
@@ -278,11 +286,14 @@ func (s *sim) crashOrRestart() {
 			return
 		}
 	}
-	if s.rng.Float64()*0.006 >= s.pCrash {
+	if s.rng.Float64()*0.02 >= s.pCrash {
 		return
 	}
 	up := s.up()
 	id := up[s.rng.IntN(len(up))]
+	if l := s.c.leaderID(); l != 0 && s.rng.IntN(2) == 0 {
+		id = l // leaders are the interesting victims
+	}
 	if s.mayCrash(id) {
 		s.c.crash(id, s.rng.IntN(2) == 0)
 		s.crashed[id] = s.step
