@@ -84,8 +84,7 @@ func TestNewLeaderAnswersReadsOnlyAfterChoosingWhatItRecovered(t *testing.T) {
 			t.Fatalf("started a read round %s before recovering slot 1", m)
 		}
 	}
-	step(t, n, Message{Type: MsgAccepted, From: 2, Ballot: bal, Slot: 1, Last: 1})
-	rd = drain(n)
+	rd = step(t, n, Message{Type: MsgAccepted, From: 2, Ballot: bal, Slot: 1, Last: 1})
 	for _, m := range rd.Messages {
 		if m.Type == MsgHeartbeat && m.Round > 0 {
 			rd = step(t, n, Message{Type: MsgHeartbeatResp, From: 2, Ballot: bal, Round: m.Round})

@@ -54,16 +54,16 @@ type sim struct {
 	rng  *rand.Rand
 	step int
 	// nextID is the id the next joining replica gets; ids are never reused.
-	nextID   uint64
-	maxIDs   uint64
-	pDrop    float64
-	pDup     float64
-	pCrash   float64
-	values   int
-	origin   map[ProposalID]int    // proposal -> step it was proposed at
-	crashed  map[uint64]int        // node -> step of its last crash
-	faults   bool                  // faults still being injected
-	reads    int
+	nextID  uint64
+	maxIDs  uint64
+	pDrop   float64
+	pDup    float64
+	pCrash  float64
+	values  int
+	origin  map[ProposalID]int // proposal -> step it was proposed at
+	crashed map[uint64]int     // node -> step of its last crash
+	faults  bool               // faults still being injected
+	reads   int
 	// weights of the fault actions, per step, in percent
 	wNet, wCrash, wConf float64
 }
