@@ -156,8 +156,8 @@ func (c *cluster) process(id uint64) bool {
 		if hs := rd.HardState; hs != nil {
 			line += fmt.Sprintf(" promised=%s commit=%d", hs.Promised, hs.Commit)
 		}
-		for _, e := range rd.Entries {
-			line += " " + e.short()
+		if len(rd.Entries) > 0 {
+			line += " " + entriesString(rd.Entries)
 		}
 		if rd.MustSync {
 			line += " (sync)"
@@ -215,6 +215,9 @@ func (c *cluster) apply(tn *testNode, rd *Ready) {
 		c.stats.installs++
 		c.logf("%d: installed snapshot slot=%d", tn.id, tn.app.applied)
 	}
+	if len(rd.Committed) > 0 {
+		c.logf("%d: apply %s", tn.id, entriesString(rd.Committed))
+	}
 	for _, e := range rd.Committed {
 		if e.Slot != tn.app.applied+1 {
 			c.tb.Fatalf("node %d applied slot %d after %d", tn.id, e.Slot, tn.app.applied)
@@ -225,7 +228,6 @@ func (c *cluster) apply(tn *testNode, rd *Ready) {
 		if e.Kind == EntryConfig && c.chk.digest[e.Slot] == entryDigest(e) && tn.id == c.ids[0] {
 			c.stats.confChanges++
 		}
-		c.logf("%d: apply %s", tn.id, e.short())
 	}
 	for _, r := range rd.ReadStates {
 		c.logf("%d: read %q at slot %d", tn.id, r.Context, r.Slot)

@@ -117,21 +117,16 @@ func (m Message) String() string {
 	case MsgCatchupReq, MsgReadIndexResp, MsgCatchup:
 		s += fmt.Sprintf(" slot=%d", m.Slot)
 	}
-	if m.Type != MsgProp && m.Type != MsgReadIndex && m.Type != MsgReadIndexResp && m.Type != MsgTimeoutNow {
+	switch m.Type {
+	case MsgProp, MsgReadIndex, MsgReadIndexResp, MsgTimeoutNow, MsgPreVoteResp:
+	default:
 		s += fmt.Sprintf(" commit=%d", m.Commit)
 	}
 	if m.Round != 0 {
 		s += fmt.Sprintf(" round=%d", m.Round)
 	}
 	if len(m.Entries) > 0 {
-		s += " entries=["
-		for i, e := range m.Entries {
-			if i > 0 {
-				s += " "
-			}
-			s += e.short()
-		}
-		s += "]"
+		s += " entries=[" + entriesString(m.Entries) + "]"
 	}
 	if len(m.Values) > 0 {
 		s += " values=" + valuesString(m.Values)
@@ -152,6 +147,28 @@ func (e Entry) short() string {
 		s += fmt.Sprintf("%s(%d)", e.Change.Type, e.Change.Node)
 	default:
 		s += e.Kind.String()
+	}
+	return s
+}
+
+// entriesString formats entries, folding a run of no-ops at one ballot into
+// "first..last@ballot:noop".
+func entriesString(es []Entry) string {
+	s := ""
+	for i := 0; i < len(es); i++ {
+		if i > 0 {
+			s += " "
+		}
+		j := i
+		for j+1 < len(es) && es[i].Kind == EntryNoop && es[j+1].Kind == EntryNoop && es[j+1].Ballot == es[i].Ballot {
+			j++
+		}
+		if j > i+1 {
+			s += fmt.Sprintf("%d..%d@%s:noop", es[i].Slot, es[j].Slot, es[i].Ballot)
+			i = j
+			continue
+		}
+		s += es[i].short()
 	}
 	return s
 }

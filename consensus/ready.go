@@ -146,6 +146,9 @@ func (n *Node) Advance(rd Ready) {
 	n.inReady = false
 	if rd.Snapshot != nil {
 		n.applied = max(n.applied, rd.Snapshot.Slot)
+		if n.leader != 0 && n.lead == nil {
+			n.requestCatchup(n.leader) // what was chosen after the snapshot
+		}
 	}
 	if k := len(rd.Committed); k > 0 {
 		n.applied = max(n.applied, rd.Committed[k-1].Slot)

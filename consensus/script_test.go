@@ -307,10 +307,10 @@ func (s *script) change(cmd string, target uint64) {
 	var err error
 	switch cmd {
 	case "add":
-		if s.c.nodes[target] == nil {
-			s.c.addNode(target, State{})
-		}
 		err = n.ProposeConfChange(ConfChange{Type: ConfAddLearner, Node: target})
+		if err == nil && s.c.nodes[target] == nil {
+			s.c.addNode(target, State{}) // the joining replica starts empty
+		}
 	case "promote":
 		err = n.ProposeConfChange(ConfChange{Type: ConfPromote, Node: target})
 	case "remove":
