@@ -133,5 +133,6 @@ func (n *Node) applyConfig(e Entry) {
 	n.memberOf = n.conf.Members.IsMember(n.id)
 	if n.lead != nil {
 		n.rebuildPeers()
+		n.prepareMissing() // new voters must promise before their slots can be proposed
 	}
 }
