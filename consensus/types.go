@@ -139,8 +139,8 @@ func (m Membership) IsLearner(id uint64) bool {
 // IsMember reports whether id is a voter or a learner.
 func (m Membership) IsMember(id uint64) bool { return m.IsVoter(id) || m.IsLearner(id) }
 
-// Quorum is the number of voters that form a majority; 0 for no voters,
-// which no count of acknowledgements reaches (see hasQuorum).
+// Quorum is the number of voters that form a majority. A membership without
+// voters has none: its quorum of 1 is never reached by its empty voter set.
 func (m Membership) Quorum() int { return len(m.Voters)/2 + 1 }
 
 // Equal reports whether m and o hold the same voters and learners.
