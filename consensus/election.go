@@ -120,9 +120,15 @@ func (n *Node) granted(id uint64) bool { return n.elect != nil && n.elect.grante
 // handlePreVote grants a poll only if this node hears no leader, the poller is
 // a voter it knows, and the poller's chosen prefix is at least its own (so the
 // winner rarely needs to catch up before it can lead).
+//
+// A leader polled by a node that is no longer a member tells it the chosen
+// prefix, so it catches up, learns of its removal and falls silent.
 func (n *Node) handlePreVote(m Message) {
 	grant := !n.hearsLeader() && n.conf.Members.IsVoter(m.From) && m.Commit >= n.commit && !m.Ballot.Less(n.promised)
 	n.send(Message{Type: MsgPreVoteResp, To: m.From, Ballot: m.Ballot, Reject: !grant})
+	if n.lead != nil && n.lead.peers[m.From] == nil {
+		n.send(Message{Type: MsgCommit, To: m.From, Ballot: n.lead.ballot, Commit: n.commit})
+	}
 }
 
 func (n *Node) handlePreVoteResp(m Message) {

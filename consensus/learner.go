@@ -168,7 +168,7 @@ func (n *Node) OfferSnapshot(meta SnapshotMeta) bool {
 	n.conf = cloneConfig(meta.Config)
 	n.confLog = nil
 	n.rejected = nil
-	n.memberOf = n.conf.Members.IsMember(n.id)
+	n.failIfRemoved()
 	n.out.install = &meta
 	n.catchup.pending = false
 	n.markHardState(true)

@@ -113,6 +113,14 @@ func (n *Node) recentlyHeard(id uint64) bool {
 	return id == n.id || (p != nil && (p.active || p.recent))
 }
 
+// failIfRemoved gives up this node's pending proposals once it knows a
+// membership without it: no leader will take them from it any more.
+func (n *Node) failIfRemoved() {
+	if n.props.live > 0 && n.knowsMembership() && !n.conf.Members.IsMember(n.id) {
+		n.props.failAll(n)
+	}
+}
+
 // applyConfig takes a chosen config entry into the membership state, if its
 // compare-and-set holds: it was computed against the latest change.
 func (n *Node) applyConfig(e Entry) {
@@ -127,10 +135,7 @@ func (n *Node) applyConfig(e Entry) {
 	n.conf = ConfigState{Members: e.Members.clone(), Since: e.Slot, Prev: n.conf.Members}
 	n.confLog = append(n.confLog, n.conf)
 	n.logger.Info("consensus: membership changed", "id", n.id, "slot", e.Slot, "change", e.Change.Type.String(), "node", e.Change.Node, "members", n.conf.Members.String())
-	if n.memberOf && !n.conf.Members.IsMember(n.id) {
-		n.props.failAll(n)
-	}
-	n.memberOf = n.conf.Members.IsMember(n.id)
+	n.failIfRemoved()
 	if n.lead != nil {
 		n.rebuildPeers()
 		n.prepareMissing() // new voters must promise before their slots can be proposed

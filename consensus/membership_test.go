@@ -127,3 +127,34 @@ func TestConfigEntryThatLostItsRaceIsDeliveredAsNoop(t *testing.T) {
 		t.Errorf("members %s, want only the first change", n.conf.Members)
 	}
 }
+
+func TestRemovedNodeThatMissedItsRemovalLearnsItAndFailsItsProposals(t *testing.T) {
+	c := electLeader(t, 1, 2, 3, 4)
+	for _, id := range []uint64{1, 2, 3} {
+		c.cut[[2]uint64{id, 4}], c.cut[[2]uint64{4, id}] = true, true
+	}
+	l := c.nodes[1].node
+	for i := 0; i < l.cfg.ElectionTicks; i++ {
+		c.tickAll()
+		c.settle(5)
+	}
+	if err := l.ProposeConfChange(ConfChange{ConfRemove, 4}); err != nil {
+		t.Fatal(err)
+	}
+	c.settle(200)
+	if l.conf.Members.IsMember(4) {
+		t.Fatal("removal not chosen")
+	}
+	pid := c.propose(t, 4, "from-a-removed-node")
+	c.cut = map[[2]uint64]bool{}
+	for i := 0; i < 3*l.cfg.ElectionTicks && !c.chk.failed[pid]; i++ {
+		c.tickAll()
+		c.settle(20)
+	}
+	if !c.chk.failed[pid] {
+		t.Errorf("the removed node's proposal was neither chosen nor failed; status %+v", c.nodes[4].node.Status())
+	}
+	if st := c.nodes[4].node.Status(); st.Membership.IsMember(4) || st.Role != RoleLearner {
+		t.Errorf("removed node status %+v", st)
+	}
+}

@@ -88,9 +88,8 @@ type Node struct {
 	props   proposals
 	catchup catchupState
 
-	out      output // what the next Ready carries
-	inReady  bool   // a Ready was handed out and not yet advanced
-	memberOf bool   // this node was a member of conf.Members at the last config change
+	out     output // what the next Ready carries
+	inReady bool   // a Ready was handed out and not yet advanced
 }
 
 // New returns a node resuming from st: what the caller persisted, or
@@ -130,7 +129,6 @@ func New(cfg Config, st State) (*Node, error) {
 	}
 	n.applied = min(max(st.Applied, n.snap.Slot), n.commit)
 	n.handed = n.applied
-	n.memberOf = n.conf.Members.IsMember(n.id)
 	n.props.init(st.HardState.SeqCeiling)
 	n.raiseSeqCeiling()
 	n.resetElectionTimer()

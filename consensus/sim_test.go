@@ -381,13 +381,13 @@ func (s *sim) converged() bool {
 }
 
 // mustBeChosen: a proposal is owed a decision unless its origin crashed
-// after taking it (the request died with the process), gave it up
-// (Ready.Failed), or is no longer a member.
+// after taking it (the request died with the process) or gave it up
+// (Ready.Failed: a removed origin).
 func (s *sim) mustBeChosen(id ProposalID, at int, m Membership) bool {
 	if c, ok := s.crashed[id.Node]; ok && c >= at {
 		return false
 	}
-	return !s.c.chk.failed[id] && m.IsMember(id.Node)
+	return !s.c.chk.failed[id]
 }
 
 func (s *sim) describe() string {
