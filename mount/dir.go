@@ -239,6 +239,10 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		// It appeared between the kernel's lookup and this create.
 		n := f.nodeLocked(rel, fs.TypeFile).(*fileNode)
 		f.mu.Unlock()
+		if err := n.admitWriter(ctx); err != nil {
+			return nil, nil, err
+		}
+		h.writer = true
 		h.openExisting(o)
 		if req.Flags&fuse.OpenTruncate != 0 {
 			h.truncate(0, false)
@@ -257,6 +261,10 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 	}
 	n := f.freshNodeLocked(rel, fs.TypeFile).(*fileNode)
 	f.mu.Unlock()
+	n.mu.Lock()
+	n.writers++ // a new node: no reader to wait for
+	n.mu.Unlock()
+	h.writer = true
 	n.addHandle(h)
 	return n, h, nil
 }

@@ -15,27 +15,23 @@ import (
 // sends no FLUSH when a read-only open of the file is closed.
 const fOpenNoFlush fuse.OpenResponseFlags = 1 << 5
 
-// fileNode is a file: a store file, or a local or pending one.
-//
-// Page cache. One inode has one page cache and one size in the kernel, but
-// each open must read one revision. So reads through the page cache
-// (cheap, and kept across opens) are allowed only to handles of one
-// revision at a time, cacheRev; an open of another revision while such
-// handles are open, or before the follower has invalidated the kernel's
-// view of the file's revision, reads with direct I/O instead. While
-// handles of an older revision are open the file reports the larger of the
-// two sizes, uncached, so the kernel never cuts their reads short.
+// fileNode is a file: a store file, or a local or pending one. See cache.go
+// for how its handles share the kernel's page cache.
 type fileNode struct {
 	nodeBase
 
-	mu        sync.Mutex
-	handles   map[*handle]struct{}      // open handles
-	byID      map[fuse.HandleID]*handle // handles seen with their kernel id
-	cacheRev  int64                     // the revision whose body the page cache may hold (0: none)
-	cacheSize int64                     // its size
-	cacheOpen int                       // open handles reading through the page cache
-	emptyRev  int64                     // the revision of an empty create this mount committed
-	last      object                    // what the file showed last (for a deleted file still open)
+	mu         sync.Mutex
+	handles    map[*handle]struct{}      // open handles
+	byID       map[fuse.HandleID]*handle // handles seen with their kernel id
+	cacheRev   int64                     // the revision whose body the page cache may hold (0: none)
+	cacheSize  int64                     // its size
+	cacheOpen  int                       // open handles reading through the page cache
+	attrsFaked bool                      // the kernel was told cacheSize while the store had moved on
+	writers    int                       // open writers on this host (replays aside)
+	waiting    int                       // writers waiting for page-cache readers to close
+	changed    chan struct{}             // closed when cacheOpen drops (nil: nobody waits)
+	emptyRev   int64                     // the revision of an empty create this mount committed
+	last       object                    // what the file showed last (for a deleted file still open)
 }
 
 var (
@@ -84,35 +80,34 @@ func (n *fileNode) object(ctx context.Context) object {
 	return n.last
 }
 
-// Attr reports the file's attributes. Inside a SETATTR that went to a
-// handle's buffer, the reply shows that buffer.
+// Attr reports the file's attributes as committed: the kernel's size of a
+// file is shared by every open of it, so a writer's uncommitted buffer
+// never shows there (not even in the reply to its own truncate, which is
+// not cached). While handles read through the page cache, the size is
+// theirs (cache.go).
 func (n *fileNode) Attr(ctx context.Context, a *fuse.Attr) error {
-	if h := infoFrom(ctx).handle; h != nil && h.node == n {
-		h.attr(a)
-		return nil
-	}
 	o := n.object(ctx)
 	n.fsys.attrFor(o, n.ino, a)
 	if o.typ != fs.TypeFile {
 		a.Mode = n.fsys.opts.FileMode
 		a.Nlink = 0
 		a.Valid = 0
-		return nil
 	}
-	n.mu.Lock()
-	if n.cacheOpen > 0 && n.cacheRev != o.st.Rev {
-		a.Size = uint64(max(int64(a.Size), n.cacheSize))
+	if infoFrom(ctx).handle != nil {
 		a.Valid = 0
 	}
+	n.mu.Lock()
+	n.kernelSizeLocked(a)
 	n.mu.Unlock()
 	return nil
 }
 
-// Getattr is Attr, except that a GETATTR for a handle (fstat, and the
-// kernel checking the size before a read) shows the handle's revision.
+// Getattr is Attr, except that a GETATTR for a handle reading through the
+// page cache (the kernel checking the size before a read) shows the
+// revision that handle reads.
 func (n *fileNode) Getattr(ctx context.Context, req *fuse.GetattrRequest, resp *fuse.GetattrResponse) error {
 	if req.Flags&fuse.GetattrFh != 0 {
-		if h := n.handleFor(req.Handle, req.Pid); h != nil && !h.replay {
+		if h := n.handleFor(req.Handle, req.Pid); h != nil && h.pageCache && !h.poisoned.Load() {
 			h.attr(&resp.Attr)
 			return nil
 		}
@@ -290,27 +285,32 @@ func (n *fileNode) Open(ctx context.Context, req *fuse.OpenRequest, resp *fuse.O
 		return nil, errno(syscall.ENOENT)
 	}
 	h := &handle{pid: req.Pid, write: write, append: req.Flags&fuse.OpenAppend != 0, rdwr: req.Flags.IsReadWrite()}
-	h.openExisting(o)
-	if !write && o.ent == nil {
-		n.mu.Lock()
-		if f.inv.Load() >= o.st.Rev && (n.cacheOpen == 0 || n.cacheRev == o.st.Rev) {
-			if n.cacheOpen == 0 {
-				if n.cacheRev == o.st.Rev {
-					resp.Flags |= fuse.OpenKeepCache
-				}
-				n.cacheRev, n.cacheSize = o.st.Rev, int64(len(o.body))
-			} else {
-				resp.Flags |= fuse.OpenKeepCache
-			}
-			n.cacheOpen++
-			h.pageCache = true
+	if write {
+		if err := n.admitWriter(ctx); err != nil {
+			return nil, err
 		}
-		n.mu.Unlock()
+		h.writer = true
+		o = n.current(ctx) // what it is now, after the wait
+		if o.typ != fs.TypeFile {
+			n.mu.Lock()
+			n.writerClosedLocked()
+			n.mu.Unlock()
+			return nil, errno(syscall.ENOENT)
+		}
 	}
-	if !h.pageCache {
+	h.openExisting(o)
+	if write {
 		resp.Flags |= fuse.OpenDirectIO
-	}
-	if !write {
+	} else {
+		n.mu.Lock()
+		pageCache, keep := n.admitReaderLocked(o, h)
+		n.mu.Unlock()
+		switch {
+		case !pageCache:
+			resp.Flags |= fuse.OpenDirectIO
+		case keep:
+			resp.Flags |= fuse.OpenKeepCache
+		}
 		resp.Flags |= fOpenNoFlush
 	}
 	n.addHandle(h)

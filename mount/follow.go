@@ -242,10 +242,16 @@ func (w *follower) invalidateAll() {
 // notify logs a failed kernel notification. ErrNotCached and ENOENT only
 // say the kernel held nothing to drop.
 func (w *follower) notify(err error) {
-	if err == nil || errors.Is(err, fuse.ErrNotCached) || errors.Is(err, unix.ENOENT) {
+	if err == nil || isNotCached(err) {
 		return
 	}
 	w.f.opts.Logger.Debug("mount: kernel notification failed", "err", err)
+}
+
+// isNotCached reports whether a notification failed only because the
+// kernel held nothing to drop.
+func isNotCached(err error) bool {
+	return errors.Is(err, fuse.ErrNotCached) || errors.Is(err, unix.ENOENT)
 }
 
 // existsIn reports whether the store path p exists in view v.

@@ -40,13 +40,15 @@ type handle struct {
 	excl      bool // created with O_EXCL
 	local     bool // a local-only file: commits go to the overlay
 	pageCache bool // reads go through the kernel page cache
+	writer    bool // counted in node.writers
 
 	// Guarded by node.mu.
 	bound    bool
 	id       fuse.HandleID
 	released bool
 
-	touched atomic.Bool // written or truncated: no longer the target of an O_TRUNC SETATTR
+	touched  atomic.Bool // written or truncated: no longer the target of an O_TRUNC SETATTR
+	poisoned atomic.Bool // a page-cache reader cut off by a writer (cache.go)
 
 	mu       sync.Mutex
 	body     []byte  // the body at open (shared, never modified)
@@ -93,15 +95,12 @@ func (h *handle) contentLocked() []byte {
 	return h.body
 }
 
-// attr fills a with the file as h sees it. Only a page-cache reader of the
-// current revision may be cached.
+// attr fills a with the file as a page-cache reader h sees it; cached
+// only while that is the current revision.
 func (h *handle) attr(a *fuse.Attr) {
 	f := h.node.fsys
-	h.mu.Lock()
-	o := object{typ: fs.TypeFile, st: h.st, body: h.contentLocked()}
-	h.mu.Unlock()
-	f.attrFor(o, h.node.ino, a)
-	if !h.pageCache || f.resolve(h.node.Path()).st.Rev != h.st.Rev {
+	f.attrFor(object{typ: fs.TypeFile, st: h.st, body: h.body}, h.node.ino, a)
+	if f.resolve(h.node.Path()).st.Rev != h.st.Rev {
 		a.Valid = 0
 	}
 }
@@ -210,6 +209,9 @@ func (h *handle) conflict(err error) error {
 // Read serves reads from the revision opened (or the writer's buffer).
 func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
 	h.node.bind(h, req.Handle)
+	if h.poisoned.Load() {
+		return errno(syscall.ESTALE)
+	}
 	h.mu.Lock()
 	data := h.contentLocked()
 	h.mu.Unlock()
@@ -299,8 +301,11 @@ func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 		delete(n.byID, h.id)
 	}
 	h.released = true
-	if h.pageCache {
-		n.cacheOpen--
+	if h.pageCache && !h.poisoned.Load() {
+		n.readerClosedLocked()
+	}
+	if h.writer {
+		n.writerClosedLocked()
 	}
 	return nil
 }

@@ -80,13 +80,16 @@ func twoHosts(t testing.TB) (*teststore.Store, *Mounted, *Mounted) {
 	return s, a, b
 }
 
-// run runs a command with a deadline and returns its combined output.
+// run runs a command in dir with a deadline and returns its combined
+// output. The command changes into dir itself: this process serves the
+// mount, and a chdir into it between fork and exec (exec.Cmd.Dir) can
+// deadlock, the forking threads holding the runtime's Ps while the child
+// waits for the server.
 func run(t testing.TB, dir string, name string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
+	cmd := exec.CommandContext(ctx, "bash", append([]string{"-c", `cd "$0" && exec "$@"`, dir, name}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -151,6 +154,14 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 		<-tick.C
 	}
+}
+
+// caughtUp waits until m's follower has handled every revision of its
+// store up to now (replays and invalidations done).
+func caughtUp(t testing.TB, m *Mounted) {
+	t.Helper()
+	rev := m.f.store.Tree().Rev()
+	eventually(t, "the follower to catch up", func() bool { return m.f.inv.Load() >= rev })
 }
 
 // watcher is a running inotifywait -m, its events collected as lines
