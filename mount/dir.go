@@ -76,7 +76,13 @@ func (d *dirNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *f
 	if req.Valid.Size() {
 		return errno(syscall.EISDIR)
 	}
-	return d.fsys.checkSetattr(req, true)
+	if err := d.fsys.checkSetattr(req, true); err != nil {
+		return err
+	}
+	if d.fsys.opts.ReadOnly {
+		return errno(syscall.EROFS)
+	}
+	return nil
 }
 
 // Lookup finds name in the directory: the overlay first, then the store.

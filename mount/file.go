@@ -198,6 +198,9 @@ func (n *fileNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *
 	if err := f.checkSetattr(req, false); err != nil {
 		return err
 	}
+	if f.opts.ReadOnly {
+		return errno(syscall.EROFS)
+	}
 	if !req.Valid.Size() {
 		return nil
 	}

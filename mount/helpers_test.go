@@ -94,6 +94,52 @@ func run(t testing.TB, dir string, name string, args ...string) (string, error) 
 	return string(out), err
 }
 
+// startBash starts a bash script in dir with its stdin and its output
+// (stdout and stderr) as pipes. It is killed when the test ends.
+func startBash(t testing.TB, dir, script string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", `cd "$0" && eval "$1"`, dir, script)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		pr.Close()
+	})
+	return cmd, stdin, bufio.NewReader(pr)
+}
+
+// readLine reads one line (without its newline).
+func readLine(t testing.TB, r *bufio.Reader) string {
+	t.Helper()
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading a line: %v (got %q)", err, line)
+	}
+	return strings.TrimSuffix(line, "\n")
+}
+
+// readAll reads until end of file.
+func readAll(t testing.TB, r *bufio.Reader) string {
+	t.Helper()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // bash runs a bash script in dir and fails the test if it fails.
 func bash(t testing.TB, dir, script string) string {
 	t.Helper()
