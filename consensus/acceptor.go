@@ -18,8 +18,8 @@ func (n *Node) handlePrepare(m Message) {
 		reply.Reject, reply.Ballot = true, n.promised
 	case n.snap.Slot > m.Commit:
 		// Slots the candidate lacks were compacted here: this node cannot
-		// report them, so it does not promise.
-		reply.Reject, reply.Ballot = true, n.promised
+		// report them, so it does not promise. Slot tells it why.
+		reply.Reject, reply.Ballot, reply.Slot = true, n.promised, n.snap.Slot
 	default:
 		if n.promised.Less(m.Ballot) {
 			n.promised = m.Ballot

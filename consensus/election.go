@@ -87,12 +87,21 @@ func (n *Node) electorate(f func(id uint64)) {
 
 func (n *Node) nextRound() uint64 { return max(n.promised.Round, n.seenRound) + 1 }
 
-// tickElection runs a non-leader's election timer.
+// tickElection runs a non-leader's election timer. A voter that heard no
+// leader for its timeout polls; a learner (which never campaigns) asks a
+// voter, in turn, for what it missed, so one removed while cut off learns
+// of it even though no leader talks to it any more.
 func (n *Node) tickElection() {
-	if n.electionElapsed < n.electionTimeout || !n.conf.Members.IsVoter(n.id) {
+	if n.electionElapsed < n.electionTimeout {
 		return
 	}
-	n.startPreVote()
+	if n.conf.Members.IsVoter(n.id) {
+		n.startPreVote()
+		return
+	}
+	if vs := n.conf.Members.Voters; len(vs) > 0 {
+		n.requestCatchup(vs[(n.now/uint64(n.cfg.RetryTicks))%uint64(len(vs))])
+	}
 }
 
 // startPreVote polls the voters: would they campaign too? Nothing durable
@@ -119,19 +128,26 @@ func (n *Node) granted(id uint64) bool { return n.elect != nil && n.elect.grante
 
 // handlePreVote grants a poll only if this node hears no leader, the poller is
 // a voter it knows, and the poller's chosen prefix is at least its own (so the
-// winner rarely needs to catch up before it can lead).
-//
-// A leader polled by a node that is no longer a member tells it the chosen
-// prefix, so it catches up, learns of its removal and falls silent.
+// winner rarely needs to catch up before it can lead). A refusal carries this
+// node's chosen prefix.
 func (n *Node) handlePreVote(m Message) {
 	grant := !n.hearsLeader() && n.conf.Members.IsVoter(m.From) && m.Commit >= n.commit && !m.Ballot.Less(n.promised)
-	n.send(Message{Type: MsgPreVoteResp, To: m.From, Ballot: m.Ballot, Reject: !grant})
-	if n.lead != nil && n.lead.peers[m.From] == nil {
-		n.send(Message{Type: MsgCommit, To: m.From, Ballot: n.lead.ballot, Commit: n.commit})
+	reply := Message{Type: MsgPreVoteResp, To: m.From, Ballot: m.Ballot, Reject: !grant}
+	if !grant {
+		reply.Commit = n.commit
 	}
+	n.send(reply)
 }
 
+//
+// A refusal from a node ahead of this one makes this node catch up from it:
+// a poller behind the others cannot win until it does, and a node removed
+// while cut off (so no leader talks to it any more) learns its removal so
+// and falls silent.
 func (n *Node) handlePreVoteResp(m Message) {
+	if m.Reject && m.Commit > n.commit {
+		n.requestCatchup(m.From)
+	}
 	if n.role != RoleCandidate || !n.elect.pre || m.Ballot != n.elect.ballot || m.Reject {
 		return
 	}
@@ -165,7 +181,13 @@ func (n *Node) campaign(force bool) {
 func (n *Node) handlePromise(m Message) {
 	own := n.ownBallot()
 	if m.Reject {
-		if (n.role == RoleCandidate || n.role == RoleLeader) && own.Less(m.Ballot) {
+		switch {
+		case (n.role == RoleCandidate || n.role == RoleLeader) && own.Less(m.Ballot):
+			n.becomeFollower(0)
+		case n.role == RoleLeader && m.Slot > n.commit:
+			// A member compacted past this leader's chosen prefix: it can
+			// never promise, so a more up-to-date node must lead.
+			n.logger.Info("consensus: stepping down, behind a member's snapshot", "id", n.id, "member", m.From, "snapshot", m.Slot, "commit", n.commit)
 			n.becomeFollower(0)
 		}
 		return

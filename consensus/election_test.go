@@ -81,8 +81,13 @@ func TestLearnerNeverCampaigns(t *testing.T) {
 	for i := 0; i < 10*n.cfg.ElectionTicks; i++ {
 		n.Tick()
 	}
-	if rd := drain(n); len(rd.Messages) != 0 || n.role != RoleFollower || n.Status().Role != RoleLearner {
-		t.Errorf("learner sent %v and is %s", rd.Messages, n.Status().Role)
+	for _, m := range drain(n).Messages {
+		if m.Type == MsgPreVote || m.Type == MsgPrepare {
+			t.Errorf("learner campaigned: %s", m)
+		}
+	}
+	if n.role != RoleFollower || n.Status().Role != RoleLearner {
+		t.Errorf("learner is %s", n.Status().Role)
 	}
 	joiner, _ := New(testConfig(5), State{})
 	for i := 0; i < 10*n.cfg.ElectionTicks; i++ {

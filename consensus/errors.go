@@ -23,6 +23,9 @@ var (
 	// ErrUnsafeChange: after the change, the voters this leader has heard from
 	// recently would not form a quorum.
 	ErrUnsafeChange = errors.New("consensus: membership change would lose the quorum")
+	// ErrLagging: the learner to promote has not caught up (its chosen
+	// prefix is more than Alpha slots behind the leader's); retry later.
+	ErrLagging = errors.New("consensus: learner has not caught up")
 	// ErrBadMessage: a message from the network that breaks the protocol's
 	// shape. It was ignored; the caller should count it.
 	ErrBadMessage = errors.New("consensus: malformed message")

@@ -72,7 +72,6 @@ type peer struct {
 	readRound      uint64 // highest read-index round it answered
 	prepared       bool   // a Prepare of ballot was sent to it
 	prepareSent    uint64 // tick of the last one
-	snapUntil      uint64 // a snapshot transfer is assumed in progress until this tick
 }
 
 // becomeLeader turns a candidate that holds promises from a quorum of every

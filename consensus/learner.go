@@ -78,32 +78,31 @@ func (n *Node) requestCatchup(leader uint64) {
 
 func (n *Node) knowsMembership() bool { return len(n.conf.Members.Voters) > 0 }
 
-// serveCatchup answers a member's request from the leader's log, or, when the
-// log was compacted past the slot it wants, asks the caller to send it a
-// snapshot.
+// serveCatchup answers a request for chosen slots. Any node serves one from
+// its log (every slot up to its chosen prefix is chosen), or, when its log
+// was compacted past the slot wanted (or slot 0, a joining node), asks the
+// caller to send a snapshot. Usually the leader answers; a node behind the
+// others also asks whoever refused its poll.
 func (n *Node) serveCatchup(m Message) {
-	l := n.lead
-	if l == nil {
-		return
-	}
-	p := l.peers[m.From]
-	if p != nil {
-		p.active = true
-		p.match = max(p.match, m.Commit)
+	var ballot Ballot
+	if l := n.lead; l != nil {
+		ballot = l.ballot
+		if p := l.peers[m.From]; p != nil {
+			p.active = true
+			p.match = max(p.match, m.Commit)
+		}
 	}
 	if m.Slot == 0 || m.Slot < n.slots.first {
-		n.requestSnapshot(p)
+		n.requestSnapshot(m.From)
 		return
 	}
 	if m.Slot > n.commit {
 		return
 	}
-	if p != nil {
-		p.snapUntil = 0
-	}
+	delete(n.snapSent, m.From)
 	es := n.slots.span(m.Slot, n.commit)
 	es = es[:n.chunk(es)]
-	n.send(Message{Type: MsgCatchup, To: m.From, Ballot: l.ballot, Commit: n.commit, Slot: m.Slot - 1, Entries: es})
+	n.send(Message{Type: MsgCatchup, To: m.From, Ballot: ballot, Commit: n.commit, Slot: m.Slot - 1, Entries: es})
 }
 
 // handleCatchup installs chosen entries that extend the prefix. They are
@@ -120,7 +119,7 @@ func (n *Node) handleCatchup(m Message) {
 			n.advanceCommit()
 		}
 	}
-	if !m.Ballot.Less(n.promised) {
+	if !m.Ballot.IsZero() && !m.Ballot.Less(n.promised) {
 		n.acceptLeader(m.Ballot)
 	}
 	if n.commit < m.Commit {
@@ -129,25 +128,36 @@ func (n *Node) handleCatchup(m Message) {
 }
 
 // requestSnapshot asks the caller (via Ready.SendSnapshots) to stream its
-// latest snapshot to p, unless a transfer to p is already under way.
-func (n *Node) requestSnapshot(p *peer) {
-	if p == nil || p.snapUntil > n.now {
+// latest snapshot to node to, unless a transfer to it is under way. At most
+// maxMembers transfers are tracked at once.
+func (n *Node) requestSnapshot(to uint64) {
+	if n.snapSent[to] > n.now {
 		return
 	}
-	p.snapUntil = n.now + uint64(n.cfg.SnapshotTicks)
-	n.out.sendSnaps = append(n.out.sendSnaps, SnapshotTransfer{To: p.id, Meta: cloneSnapshot(n.snap)})
-	n.logger.Info("consensus: peer needs a snapshot", "id", n.id, "peer", p.id, "slot", n.snap.Slot)
+	if n.snapSent == nil {
+		n.snapSent = make(map[uint64]uint64)
+	}
+	if len(n.snapSent) >= maxMembers {
+		for id, until := range n.snapSent {
+			if until <= n.now {
+				delete(n.snapSent, id)
+			}
+		}
+		if len(n.snapSent) >= maxMembers {
+			return
+		}
+	}
+	n.snapSent[to] = n.now + uint64(n.cfg.SnapshotTicks)
+	n.out.sendSnaps = append(n.out.sendSnaps, SnapshotTransfer{To: to, Meta: cloneSnapshot(n.snap)})
+	n.logger.Info("consensus: peer needs a snapshot", "id", n.id, "peer", to, "slot", n.snap.Slot)
 }
 
-// ReportSnapshot tells the leader how a transfer it asked for ended. On
+// ReportSnapshot tells the node how a transfer it asked for ended. On
 // failure it asks again at the peer's next catch-up request; on success it
 // waits for the peer to install it and ask for what follows.
 func (n *Node) ReportSnapshot(to uint64, ok bool) {
-	if n.lead == nil || ok {
-		return
-	}
-	if p := n.lead.peers[to]; p != nil {
-		p.snapUntil = 0
+	if !ok {
+		delete(n.snapSent, to)
 	}
 }
 

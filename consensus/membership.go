@@ -81,7 +81,8 @@ func validConfig(c ConfigState) error {
 // ProposeConfChange proposes one membership change. Only the leader takes
 // it, and only when no other change is in flight or waiting to take effect
 // (ErrChangeInProgress). A change that would leave the recently heard voters
-// short of a quorum is refused (ErrUnsafeChange). The change is chosen like
+// short of a quorum is refused (ErrUnsafeChange), and so is promoting a
+// learner more than Alpha slots behind the leader (ErrLagging). The change is chosen like
 // any slot; Ready.Committed reports it with the resulting membership, or as
 // a no-op if another change won a race (possible across leader changes).
 func (n *Node) ProposeConfChange(cc ConfChange) error {
@@ -98,6 +99,9 @@ func (n *Node) ProposeConfChange(cc ConfChange) error {
 	}
 	if cc.Type != ConfAddLearner && !quorumOf(members, n.recentlyHeard) {
 		return ErrUnsafeChange
+	}
+	if p := l.peers[cc.Node]; cc.Type == ConfPromote && (p == nil || p.match+Alpha < n.commit) {
+		return ErrLagging
 	}
 	if !n.canAssign(l.next) {
 		return ErrBusy

@@ -69,17 +69,19 @@ func (t MsgType) NeedsPersist() bool {
 //
 //	Prop:          Values
 //	PreVote:       Ballot = the ballot the sender would campaign with, Commit
-//	PreVoteResp:   Reject
+//	PreVoteResp:   Ballot (echoed), Reject; on Reject Commit = the sender's chosen prefix
 //	Prepare:       Ballot, Commit = candidate's chosen prefix, Force = skip stickiness
-//	Promise:       Ballot (promised; on Reject the acceptor's higher promise),
-//	               Reject, Commit, Entries = accepted entries above the Prepare's Commit
+//	Promise:       Ballot (promised; on Reject the acceptor's promise), Reject,
+//	               Commit, Entries = accepted entries above the Prepare's Commit,
+//	               Slot = on Reject, the acceptor's snapshot if it is above that Commit
 //	Accept:        Ballot, Commit, Entries (consecutive slots)
 //	Accepted:      Ballot (on Reject the acceptor's promise), Reject, Slot..Last, Commit
 //	Commit:        Ballot, Commit
 //	Heartbeat:     Ballot, Commit, Round
 //	HeartbeatResp: Ballot (on Reject the acceptor's promise), Reject, Round, Commit
 //	CatchupReq:    Slot = first slot wanted (0: a snapshot), Commit
-//	Catchup:       Ballot, Commit, Slot = slot before Entries, Entries (chosen, consecutive)
+//	Catchup:       Ballot (the leader's; zero from a non-leader), Commit, Slot = slot
+//	               before Entries, Entries (chosen, consecutive)
 //	ReadIndex:     Context
 //	ReadIndexResp: Context, Slot = the read index
 //	TimeoutNow:    Ballot

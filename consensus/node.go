@@ -87,6 +87,9 @@ type Node struct {
 	lead    *leader   // non-nil exactly when role == RoleLeader
 	props   proposals
 	catchup catchupState
+	// snapSent maps a node this one asked the caller to send a snapshot to,
+	// to the tick until which that transfer is assumed under way.
+	snapSent map[uint64]uint64
 
 	out     output // what the next Ready carries
 	inReady bool   // a Ready was handed out and not yet advanced

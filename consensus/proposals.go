@@ -44,16 +44,15 @@ func (n *Node) raiseSeqCeiling() {
 // (forwarding it if this node is not the leader, holding it while no leader
 // is known) and sends it again after a leader change or RetryTicks without
 // seeing it chosen, until it is chosen. Errors: ErrRemoved (not a member),
-// ErrNoLeader (a joining node that knows neither membership nor leader),
+// ErrNoLeader (a joining node that has not yet received its first snapshot),
 // ErrBusy (too many pending, or right after New before the first Ready was
 // advanced). v must not be modified afterwards.
 func (n *Node) Propose(v []byte) (ProposalID, error) {
-	known := len(n.conf.Members.Voters) > 0
 	switch {
-	case known && !n.conf.Members.IsMember(n.id):
-		return ProposalID{}, ErrRemoved
-	case !known && n.leader == 0:
+	case !n.knowsMembership():
 		return ProposalID{}, ErrNoLeader
+	case !n.conf.Members.IsMember(n.id):
+		return ProposalID{}, ErrRemoved
 	case n.props.live >= n.cfg.MaxPending || n.props.next >= n.props.durable:
 		return ProposalID{}, ErrBusy
 	case n.lead != nil && len(n.lead.queue) >= n.cfg.MaxPending:

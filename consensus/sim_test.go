@@ -30,7 +30,7 @@ func envInt(name string, def int) int {
 }
 
 func TestSimulatorKeepsSafetyAndLiveness(t *testing.T) {
-	steps := envInt("CONSENSUS_STEPS", 2500)
+	steps := envInt("CONSENSUS_STEPS", 6000)
 	if s := os.Getenv("CONSENSUS_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {

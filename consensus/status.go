@@ -49,7 +49,7 @@ func (n *Node) Status() Status {
 				Voter:        n.conf.Members.IsVoter(p.id),
 				Match:        p.match,
 				Active:       p.active || p.recent,
-				Snapshotting: p.snapUntil > n.now,
+				Snapshotting: n.snapSent[p.id] > n.now,
 			})
 		}
 	}
