@@ -139,7 +139,6 @@ func (n *Node) handlePreVote(m Message) {
 	n.send(reply)
 }
 
-//
 // A refusal from a node ahead of this one makes this node catch up from it:
 // a poller behind the others cannot win until it does, and a node removed
 // while cut off (so no leader talks to it any more) learns its removal so
