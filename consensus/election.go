@@ -139,6 +139,9 @@ func (n *Node) handlePreVote(m Message) {
 	n.send(reply)
 }
 
+// handlePreVoteResp counts a grant toward the poll; on a majority of each
+// governing membership the node campaigns.
+//
 // A refusal from a node ahead of this one makes this node catch up from it:
 // a poller behind the others cannot win until it does, and a node removed
 // while cut off (so no leader talks to it any more) learns its removal so
