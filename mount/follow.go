@@ -180,9 +180,15 @@ func (w *follower) invalidate(evs []relEvent, pre *fs.View, own bool) {
 			dirs[dir] = true
 			if !own {
 				w.forget(ev.rel)
-				if d := f.registered(dir); d != nil {
-					w.notify(f.srv.InvalidateEntry(d, name))
-				}
+			}
+		}
+		// The replay moved the kernel's entries as the change did (or
+		// failed to); drop them anyway, so that a replay that went wrong
+		// leaves nothing stale behind. A local change already went
+		// through the kernel's VFS.
+		if !own {
+			if d := f.registered(dir); d != nil {
+				w.notify(f.srv.InvalidateEntry(d, name))
 			}
 		}
 	}

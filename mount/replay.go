@@ -74,7 +74,7 @@ func infer(pre, post *fs.View, evs []relEvent, sp func(string) string) []replayO
 			if used[j] || mk.Kind != fs.EventMkdir || under(mk.rel, ev.rel) || under(ev.rel, mk.rel) {
 				continue
 			}
-			idx, ok := sameSubtree(pre, post, ev.rel, mk.rel, sp, byPath, used)
+			idx, ok := sameSubtree(pre, post, evs, ev.rel, mk.rel, sp, byPath, used)
 			if !ok {
 				continue
 			}
@@ -174,7 +174,7 @@ func renameOp(from, to string, typ fs.NodeType, pre *fs.View, sp func(string) st
 // subtree (names, types and bodies) as the directory to in post, and every
 // path of both was changed by this revision (deleted below from, created
 // below to). It returns the indexes of those events.
-func sameSubtree(pre, post *fs.View, from, to string, sp func(string) string, byPath map[string][]int, used []bool) ([]int, bool) {
+func sameSubtree(pre, post *fs.View, evs []relEvent, from, to string, sp func(string) string, byPath map[string][]int, used []bool) ([]int, bool) {
 	a, okA := subtree(pre, sp(from))
 	b, okB := subtree(post, sp(to))
 	if !okA || !okB || len(a) != len(b) {
@@ -186,11 +186,11 @@ func sameSubtree(pre, post *fs.View, from, to string, sp func(string) string, by
 		if !ok || x.dir != y.dir || !bytes.Equal(x.body, y.body) {
 			return nil, false
 		}
-		del, ok := eventAt(byPath, used, from+rel)
+		del, ok := eventAt(evs, byPath, used, from+rel, false)
 		if !ok {
 			return nil, false
 		}
-		mk, ok := eventAt(byPath, used, to+rel)
+		mk, ok := eventAt(evs, byPath, used, to+rel, true)
 		if !ok {
 			return nil, false
 		}
@@ -199,10 +199,11 @@ func sameSubtree(pre, post *fs.View, from, to string, sp func(string) string, by
 	return idx, true
 }
 
-// eventAt returns the index of the one unused event at rel.
-func eventAt(byPath map[string][]int, used []bool, rel string) (int, bool) {
+// eventAt returns the index of the first unused event at rel that
+// creates (a set or mkdir) or deletes it.
+func eventAt(evs []relEvent, byPath map[string][]int, used []bool, rel string, creates bool) (int, bool) {
 	for _, i := range byPath[rel] {
-		if !used[i] {
+		if !used[i] && (evs[i].Kind != fs.EventDel) == creates {
 			return i, true
 		}
 	}
