@@ -1,7 +1,6 @@
 package consensus
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -137,5 +136,3 @@ func BenchmarkStep(b *testing.B) {
 		}
 	})
 }
-
-var _ = fmt.Sprint

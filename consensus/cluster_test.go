@@ -3,9 +3,7 @@ package consensus
 import (
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"slices"
-	"sort"
 	"testing"
 )
 
@@ -440,15 +438,3 @@ func (k *checker) read(tb testing.TB, id uint64, r ReadState) {
 }
 
 func (k *checker) propose(id ProposalID, data []byte) { k.proposed[id] = hashBytes(data) }
-
-// membersString formats the sorted ids of a map's keys.
-func sortedIDs(m map[uint64]bool) []uint64 {
-	out := make([]uint64, 0, len(m))
-	for id := range m {
-		out = append(out, id)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
-	return out
-}
-
-var _ = rand.New

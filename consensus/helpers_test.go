@@ -4,6 +4,13 @@ import (
 	"testing"
 )
 
+// testConfig is DefaultConfig with a seed derived from the id.
+func testConfig(id uint64) Config {
+	c := DefaultConfig(id)
+	c.Seed = id
+	return c
+}
+
 // newTestNode returns node id of a cluster of voters, with its first Ready
 // handled (so its proposal-id block is durable).
 func newTestNode(t *testing.T, id uint64, voters ...uint64) *Node {
