@@ -3,8 +3,8 @@ package consensus
 import "fmt"
 
 // The learner: every node learns the chosen prefix from its leader, fetches
-// chosen slots it lacks (catch-up), and installs snapshots when the leader
-// has compacted past it.
+// chosen slots it lacks (catch-up), and installs a snapshot when the node it
+// asks has compacted past what it needs.
 
 // catchupState is a follower's outstanding catch-up request.
 type catchupState struct {
