@@ -105,9 +105,10 @@ func (m *Mounted) Unmount() error {
 	return nil
 }
 
-// Close unmounts, lazily if the mount is busy: processes that still use it
-// then get ENOTCONN. It is what SIGINT and SIGTERM should call. It may be
-// called many times.
+// Close unmounts, lazily if the mount is busy: the mount leaves the
+// namespace at once, and files still open on it keep being served until
+// they are closed or this process exits (then they fail with ENOTCONN).
+// It is what SIGINT and SIGTERM should call. It may be called many times.
 func (m *Mounted) Close() error {
 	m.closeOnce.Do(func() {
 		m.f.mu.Lock()
@@ -117,19 +118,24 @@ func (m *Mounted) Close() error {
 		}
 		m.f.mu.Unlock()
 		m.fol.stop()
-		if err := fusermount("-u", m.dir); err != nil {
-			if err := fusermount("-uz", m.dir); err != nil {
-				m.closeErr = err
-			}
-			m.abort()
+		if err := fusermount("-u", m.dir); err == nil {
+			m.finish()
+		} else if err := fusermount("-uz", m.dir); err != nil {
+			m.closeErr = err
+		} else {
+			m.abort() // if fusectl is mounted, end the connection now
+			m.f.subs.closeAll()
+			go func() {
+				<-m.done
+				m.conn.Close()
+			}()
 		}
-		m.finish()
 		m.f.opts.Logger.Info("mount: unmounted", "dir", m.dir)
 	})
 	return m.closeErr
 }
 
-// finish waits for the server to end after the unmount.
+// finish waits for the server to end after a clean unmount.
 func (m *Mounted) finish() {
 	m.f.subs.closeAll()
 	select {
@@ -141,8 +147,7 @@ func (m *Mounted) finish() {
 	m.conn.Close()
 }
 
-// abort ends the FUSE connection through fusectl, when it is mounted, so
-// that a lazily unmounted mount stops being served.
+// abort ends the FUSE connection through fusectl, when it is mounted.
 func (m *Mounted) abort() {
 	if m.dev == 0 {
 		return
@@ -153,11 +158,12 @@ func (m *Mounted) abort() {
 	}
 }
 
-// ClearStale unmounts dir if it is a FUSE mount whose daemon died (stat
-// fails with ENOTCONN or ECONNABORTED), and reports whether it did.
+// ClearStale unmounts dir if it is a FUSE mount whose daemon died (statfs
+// fails with ENOTCONN or ECONNABORTED; stat may still answer from the
+// kernel's cache), and reports whether it did.
 func ClearStale(dir string) (bool, error) {
-	var st unix.Stat_t
-	err := unix.Stat(dir, &st)
+	var st unix.Statfs_t
+	err := unix.Statfs(dir, &st)
 	if !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
 		return false, nil
 	}
