@@ -21,17 +21,16 @@ type fileNode struct {
 	nodeBase
 
 	mu         sync.Mutex
-	handles    map[*handle]struct{}      // open handles
-	byID       map[fuse.HandleID]*handle // handles seen with their kernel id
-	cacheRev   int64                     // the revision whose body the page cache may hold (0: none)
-	cacheSize  int64                     // its size
-	cacheOpen  int                       // open handles reading through the page cache
-	attrsFaked bool                      // the kernel was told cacheSize while the store had moved on
-	writers    int                       // open writers on this host (replays aside)
-	waiting    int                       // writers waiting for page-cache readers to close
-	changed    chan struct{}             // closed when cacheOpen drops (nil: nobody waits)
-	emptyRev   int64                     // the revision of an empty create this mount committed
-	last       object                    // what the file showed last (for a deleted file still open)
+	handles    map[*handle]struct{} // open handles
+	cacheRev   int64                // the revision whose body the page cache may hold (0: none)
+	cacheSize  int64                // its size
+	cacheOpen  int                  // open handles reading through the page cache
+	attrsFaked bool                 // the kernel was told cacheSize while the store had moved on
+	writers    int                  // open writers on this host (replays aside)
+	waiting    int                  // writers waiting for page-cache readers to close
+	changed    chan struct{}        // closed when cacheOpen drops (nil: nobody waits)
+	emptyRev   int64                // the revision of an empty create this mount committed
+	last       object               // what the file showed last (for a deleted file still open)
 }
 
 var (
@@ -48,7 +47,7 @@ var (
 )
 
 func newFileNode(b nodeBase) *fileNode {
-	return &fileNode{nodeBase: b, handles: make(map[*handle]struct{}), byID: make(map[fuse.HandleID]*handle)}
+	return &fileNode{nodeBase: b, handles: make(map[*handle]struct{})}
 }
 
 // current returns what the file's path shows now (fs.TypeNone if it is
@@ -107,7 +106,7 @@ func (n *fileNode) Attr(ctx context.Context, a *fuse.Attr) error {
 // revision that handle reads.
 func (n *fileNode) Getattr(ctx context.Context, req *fuse.GetattrRequest, resp *fuse.GetattrResponse) error {
 	if req.Flags&fuse.GetattrFh != 0 {
-		if h := n.handleFor(req.Handle, req.Pid); h != nil && h.pageCache && !h.poisoned.Load() {
+		if h := n.handleFor(req.Handle); h != nil && h.pageCache && !h.poisoned.Load() {
 			h.attr(&resp.Attr)
 			return nil
 		}
@@ -124,50 +123,14 @@ func (n *fileNode) addHandle(h *handle) {
 	n.fsys.open.Add(1)
 }
 
-// bind records the kernel's id for h, learnt from a request on it.
-func (n *fileNode) bind(h *handle, id fuse.HandleID) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if h.bound || h.released {
-		return
-	}
-	h.bound, h.id = true, id
-	n.byID[id] = h
-}
-
-// handleFor finds the open handle with kernel id id. Requests that carry a
-// handle id but are addressed to the node (SETATTR, FSYNC, GETATTR) may
-// come before any request on the handle itself told us its id; then the
-// one unbound handle, or the unbound one opened by the same thread, is it.
-func (n *fileNode) handleFor(id fuse.HandleID, pid uint32) *handle {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if h := n.byID[id]; h != nil && !h.released && h.id == id {
-		return h
-	}
-	var only, same *handle
-	count := 0
-	for h := range n.handles {
-		if h.bound || h.released {
-			continue
-		}
-		count++
-		only = h
-		if h.pid == pid && (same == nil || h.seq > same.seq) {
-			same = h
-		}
-	}
-	var h *handle
-	switch {
-	case count == 1:
-		h = only
-	case same != nil:
-		h = same
-	default:
+// handleFor returns the open handle of this file with kernel id id, from a
+// request that names one but is addressed to the node (GETATTR, SETATTR,
+// FSYNC).
+func (n *fileNode) handleFor(id fuse.HandleID) *handle {
+	h, ok := n.fsys.srv.handleOf(id).(*handle)
+	if !ok || h.node != n {
 		return nil
 	}
-	h.bound, h.id = true, id
-	n.byID[id] = h
 	return h
 }
 
@@ -214,7 +177,7 @@ func (n *fileNode) Setattr(ctx context.Context, req *fuse.SetattrRequest, resp *
 	var h *handle
 	byHandle := req.Valid.Handle()
 	if byHandle {
-		h = n.handleFor(req.Handle, req.Pid)
+		h = n.handleFor(req.Handle)
 	} else {
 		h = n.freshWriter(req.Pid)
 	}
@@ -326,7 +289,7 @@ func (n *fileNode) Fsync(ctx context.Context, req *fuse.FsyncRequest) error {
 	if n.fsys.isReplay(&req.Header) {
 		return nil
 	}
-	h := n.handleFor(req.Handle, req.Pid)
+	h := n.handleFor(req.Handle)
 	if h == nil || h.replay {
 		return nil
 	}

@@ -23,7 +23,7 @@ type fsys struct {
 	store Store
 	opts  Options
 	dir   string // the mountpoint
-	srv   *fusefs.Server
+	srv   *server
 	root  *dirNode
 	ctl   *ctlDir
 
@@ -88,6 +88,16 @@ func (b *nodeBase) Forget() {
 	b.forgotten = true
 	if b.gone && f.inodes[b.ino] == b {
 		delete(f.inodes, b.ino)
+	}
+}
+
+// revive marks b as held by the kernel again: a reply gave it out after
+// a FORGET (the two raced), and it is still the registered node.
+func (f *fsys) revive(b *nodeBase) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b.forgotten && !b.gone {
+		b.forgotten = false
 	}
 }
 

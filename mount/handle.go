@@ -43,8 +43,6 @@ type handle struct {
 	writer    bool // counted in node.writers
 
 	// Guarded by node.mu.
-	bound    bool
-	id       fuse.HandleID
 	released bool
 
 	touched  atomic.Bool // written or truncated: no longer the target of an O_TRUNC SETATTR
@@ -208,7 +206,6 @@ func (h *handle) conflict(err error) error {
 
 // Read serves reads from the revision opened (or the writer's buffer).
 func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.ReadResponse) error {
-	h.node.bind(h, req.Handle)
 	if h.poisoned.Load() {
 		return errno(syscall.ESTALE)
 	}
@@ -222,7 +219,6 @@ func (h *handle) Read(ctx context.Context, req *fuse.ReadRequest, resp *fuse.Rea
 // Write edits the buffer. O_APPEND writes go to the end of the buffer,
 // whatever offset the kernel computed from its cached size.
 func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.WriteResponse) error {
-	h.node.bind(h, req.Handle)
 	if h.replay {
 		resp.Size = len(req.Data)
 		return nil
@@ -256,7 +252,6 @@ func (h *handle) Write(ctx context.Context, req *fuse.WriteRequest, resp *fuse.W
 
 // Flush commits the buffer if it was written since the last commit.
 func (h *handle) Flush(ctx context.Context, req *fuse.FlushRequest) error {
-	h.node.bind(h, req.Handle)
 	if h.replay {
 		return nil
 	}
@@ -297,9 +292,6 @@ func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 		n.fsys.open.Add(-1)
 	}
 	delete(n.handles, h)
-	if h.bound && n.byID[h.id] == h {
-		delete(n.byID, h.id)
-	}
 	h.released = true
 	if h.pageCache && !h.poisoned.Load() {
 		n.readerClosedLocked()

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"bazil.org/fuse"
-	fusefs "bazil.org/fuse/fs"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,14 +66,10 @@ func Mount(dir string, store Store, opts Options) (*Mounted, error) {
 		return nil, fmt.Errorf("mount: %s: %w", dir, err)
 	}
 	f := newFsys(store, opts, dir)
-	cfg := &fusefs.Config{WithContext: withReqInfo}
-	if debugFUSE != nil {
-		cfg.Debug = debugFUSE
-	}
-	f.srv = fusefs.New(conn, cfg)
+	f.srv = newServer(conn, f)
 	m := &Mounted{f: f, conn: conn, dir: dir, done: make(chan struct{})}
 	go func() {
-		m.err = f.srv.Serve(f)
+		m.err = f.srv.serve()
 		close(m.done)
 	}()
 	var st unix.Stat_t

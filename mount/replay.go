@@ -2,6 +2,8 @@ package mount
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -61,13 +63,23 @@ func infer(pre, post *fs.View, evs []relEvent, sp func(string) string) []replayO
 	for i, ev := range evs {
 		byPath[ev.rel] = append(byPath[ev.rel], i)
 	}
-	// Directory renames first: they take their children's events.
+	// Directory renames first, outermost first: they take their
+	// children's events.
+	var dirDels []int
 	for i, ev := range evs {
-		if ev.Kind != fs.EventDel || used[i] {
+		if ev.Kind != fs.EventDel {
 			continue
 		}
-		st, err := pre.Stat(sp(ev.rel))
-		if err != nil || st.Type != fs.TypeDir {
+		if st, err := pre.Stat(sp(ev.rel)); err == nil && st.Type == fs.TypeDir {
+			dirDels = append(dirDels, i)
+		}
+	}
+	slices.SortStableFunc(dirDels, func(a, b int) int {
+		return strings.Count(evs[a].rel, "/") - strings.Count(evs[b].rel, "/")
+	})
+	for _, i := range dirDels {
+		ev := evs[i]
+		if used[i] {
 			continue
 		}
 		for j, mk := range evs {
@@ -77,6 +89,10 @@ func infer(pre, post *fs.View, evs []relEvent, sp func(string) string) []replayO
 			idx, ok := sameSubtree(pre, post, evs, ev.rel, mk.rel, sp, byPath, used)
 			if !ok {
 				continue
+			}
+			// An empty directory the rename replaced goes with it.
+			if k, ok := eventAt(evs, byPath, used, mk.rel, false); ok && k < j {
+				idx = append(idx, k)
 			}
 			first := len(evs)
 			for _, k := range idx {
