@@ -256,7 +256,7 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		n.addHandle(h)
 		return n, h, nil
 	case f.opts.Local(req.Name, excl):
-		f.overlay[rel] = &entry{kind: entLocal, time: time.Now()}
+		f.overlay[rel] = &entry{kind: entLocal, time: time.Now(), creator: h}
 		h.local = true
 		h.bufValid = true
 	default:

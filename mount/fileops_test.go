@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,4 +314,36 @@ func TestTruncationWithoutWritingCommitsAtClose(t *testing.T) {
 	if n := s.Rev() - before; n != 3 {
 		t.Errorf("%d revisions for three changes", n)
 	}
+}
+
+func TestAnInterruptedCommitDoesNotHangTheCaller(t *testing.T) {
+	requireTool(t, "python3")
+	s := teststore.New()
+	opts := DefaultOptions()
+	opts.Timeout = time.Minute
+	m := mountAt(t, s, opts)
+	entered := make(chan struct{}, 1)
+	s.SetHook(func(ctx context.Context, ops []fs.Op) error {
+		entered <- struct{}{}
+		<-ctx.Done() // a store that never answers
+		return ctx.Err()
+	})
+	cmd, _, out := startBash(t, m.Dir(), `exec python3 -c "
+with open('f', 'w') as f:
+    f.write('x')
+"`)
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the commit never reached the store")
+	}
+	start := time.Now()
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the interrupted writer took %v to end", d)
+	}
+	t.Logf("writer: %q", readAll(t, out))
+	s.SetHook(nil)
+	quiesce(t, m)
 }

@@ -284,6 +284,7 @@ func (h *handle) Release(ctx context.Context, req *fuse.ReleaseRequest) error {
 		if h.created {
 			n.fsys.endPending(h)
 		}
+		n.fsys.endCreator(h)
 		h.mu.Unlock()
 	}
 	n.mu.Lock()
@@ -363,6 +364,15 @@ func (h *handle) commitLocked(ctx context.Context) error {
 
 func (h *handle) clearLocked() {
 	h.dirty, h.unsaved = false, false
+}
+
+// endCreator forgets that h created its file, which it no longer writes.
+func (f *fsys) endCreator(h *handle) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.overlay[h.node.path]; e != nil && e.creator == h {
+		e.creator = nil
+	}
 }
 
 // endPending ends the pending create of h's file: it is committed now, or

@@ -37,7 +37,7 @@ type entry struct {
 	time    time.Time // entLocal, entPending: last change
 	rev     int64     // entHidden: the rev of the hidden store file
 	timer   *time.Timer
-	creator *handle // entPending: the handle that created it
+	creator *handle // entPending, entLocal: the handle that created it
 }
 
 // DefaultLocal is the default Options.Local. It keeps on this host:

@@ -44,33 +44,40 @@ func (d *dirNode) Rename(ctx context.Context, req *fuse.RenameRequest, newDir fu
 	if err := f.writable(); err != nil {
 		return err
 	}
-	for range 2 {
-		r, err := f.planRename(d, nd, req)
-		if err != nil {
+	// A file created here and not committed yet (a pending file, or a
+	// local one still being written) is committed first: a tool may
+	// rename before it closes.
+	f.mu.Lock()
+	var creator *handle
+	if e := f.overlayLocked(child(d.path, req.OldName)); e != nil {
+		creator = e.creator
+	}
+	f.mu.Unlock()
+	if creator != nil {
+		if err := creator.commitIfUnsaved(ctx); err != nil {
 			return err
 		}
-		if r.flush != nil {
-			// A file created here and not committed yet: publish it
-			// first, then rename it like any other.
-			if err := r.flush.commitIfUnsaved(ctx); err != nil {
-				return err
-			}
-			continue
-		}
-		return f.doRename(ctx, r)
 	}
-	return errno(syscall.EBUSY)
+	r, err := f.planRename(d, nd, req)
+	if err != nil {
+		return err
+	}
+	rev, err := f.doRename(ctx, r)
+	if err == nil && creator != nil && r.published {
+		creator.publishedAs(rev)
+	}
+	return err
 }
 
 // A renamePlan is what a rename will do, decided under fsys.mu.
 type renamePlan struct {
-	from, to string
-	ops      []fs.Op // the store transaction (nil: local only)
-	demote   bool    // a store file renamed to a local name
-	body     []byte  // its body
-	hideRev  int64   // and its revision
-	local    bool    // a local file renamed among local names
-	flush    *handle // a pending file to commit first
+	from, to  string
+	ops       []fs.Op // the store transaction (nil: local only)
+	demote    bool    // a store file renamed to a local name
+	body      []byte  // its body
+	hideRev   int64   // and its revision
+	local     bool    // a local file renamed among local names
+	published bool    // a local file renamed to a replicated name
 }
 
 func (f *fsys) planRename(d, nd *dirNode, req *fuse.RenameRequest) (renamePlan, error) {
@@ -100,11 +107,7 @@ func (f *fsys) planRename(d, nd *dirNode, req *fuse.RenameRequest) (renamePlan, 
 		r.ops = ops
 		return r, err
 	case src.ent != nil && !src.local:
-		r.flush = src.ent.creator
-		if r.flush == nil {
-			return r, errno(syscall.ESTALE)
-		}
-		return r, nil
+		return r, errno(syscall.ESTALE) // a create whose commit failed
 	}
 	_, toName := parent(r.to)
 	dstRev := dst.st.Rev
@@ -123,6 +126,7 @@ func (f *fsys) planRename(d, nd *dirNode, req *fuse.RenameRequest) (renamePlan, 
 		r.local = true
 	case src.local:
 		r.ops = []fs.Op{{Kind: fs.OpSet, Path: f.storePath(r.to), Rev: dstRev, Body: src.body}}
+		r.published = true
 	case toLocal:
 		r.demote, r.body, r.hideRev = true, src.body, src.st.Rev
 	default:
@@ -186,17 +190,20 @@ func (f *fsys) dirRenameOps(v *fs.View, from, to string, dst object) ([]fs.Op, e
 	return append(ops, fs.Op{Kind: fs.OpDel, Path: sf, Rev: fs.Clobber}), nil
 }
 
-// doRename commits the plan and then records the move.
-func (f *fsys) doRename(ctx context.Context, r renamePlan) error {
+// doRename commits the plan, records the move, and returns the revision
+// made (0 if none).
+func (f *fsys) doRename(ctx context.Context, r renamePlan) (int64, error) {
 	if r.from == r.to {
-		return nil
+		return 0, nil
 	}
+	var rev int64
 	if r.ops != nil {
-		if _, err := f.txn(ctx, r.ops); err != nil {
+		var err error
+		if rev, err = f.txn(ctx, r.ops); err != nil {
 			if fs.KindOf(err) == fs.KindTooBig {
-				return &errnoError{errno: syscall.EXDEV, err: err}
+				return 0, &errnoError{errno: syscall.EXDEV, err: err}
 			}
-			return toErrno(err)
+			return 0, toErrno(err)
 		}
 	}
 	f.mu.Lock()
@@ -213,7 +220,19 @@ func (f *fsys) doRename(ctx context.Context, r renamePlan) error {
 	case r.ops != nil && f.overlay[r.to] != nil && f.overlay[r.to].kind == entLocal:
 		delete(f.overlay, r.to) // published
 	}
-	return nil
+	return rev, nil
+}
+
+// publishedAs makes h, a writer of a local file that was just renamed to
+// a replicated name as revision rev, a writer of that store file: what it
+// writes from now on is committed there.
+func (h *handle) publishedAs(rev int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.local = false
+	h.base = rev
+	h.body = h.contentLocked()
+	h.st = fs.Stat{Type: fs.TypeFile, Size: int64(len(h.body)), Rev: rev}
 }
 
 // commitIfUnsaved commits whatever h has not committed yet.

@@ -175,3 +175,26 @@ func TestSedAndVimTemporaryFilesStayOnThisHost(t *testing.T) {
 		}
 	}
 }
+
+func TestALocalFileRenamedWhileOpenIsPublishedWithEverythingWrittenToIt(t *testing.T) {
+	requireTool(t, "python3")
+	s, a, b := twoHosts(t)
+	out, err := run(t, a.Dir(), "python3", "-c", `
+import os
+fd = os.open("sedABC123", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+os.write(fd, b"one")
+os.rename("sedABC123", "f")
+os.write(fd, b"two")
+os.close(fd)
+`)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	quiesce(t, a)
+	if got, _ := storeBody(s, "/f"); got != "onetwo" {
+		t.Errorf("f holds %q", got)
+	}
+	if got := bash(t, b.Dir(), "ls -A"); got != "f\n" {
+		t.Errorf("the other host lists %q", got)
+	}
+}

@@ -37,7 +37,7 @@ func set(p, body string, rev int64) fs.Op {
 	return fs.Op{Kind: fs.OpSet, Path: p, Rev: rev, Body: []byte(body)}
 }
 func del(p string, rev int64) fs.Op { return fs.Op{Kind: fs.OpDel, Path: p, Rev: rev} }
-func mkdir(p string) fs.Op         { return fs.Op{Kind: fs.OpMkdir, Path: p, Rev: fs.Missing} }
+func mkdir(p string) fs.Op          { return fs.Op{Kind: fs.OpMkdir, Path: p, Rev: fs.Missing} }
 
 func TestInferRecognisesRenamesFromARevisionsEvents(t *testing.T) {
 	tree := fs.New(fs.DefaultConfig())
