@@ -215,13 +215,30 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 		return nil, nil, err
 	}
 	excl := req.Flags&fuse.OpenExclusive != 0
-	h := &handle{seq: handleSeq.Add(1), pid: req.Pid, write: true, append: req.Flags&fuse.OpenAppend != 0,
-		excl: excl, rdwr: req.Flags.IsReadWrite()}
+	h := &handle{seq: handleSeq.Add(1), pid: req.Pid, write: true, writer: true,
+		append: req.Flags&fuse.OpenAppend != 0, excl: excl, rdwr: req.Flags.IsReadWrite()}
 	v := f.view()
 	f.mu.Lock()
 	rel := child(d.path, req.Name)
+	if o := f.resolveLocked(v, rel); o.typ != fs.TypeNone {
+		f.mu.Unlock()
+		return d.createExisting(ctx, rel, o, h, req)
+	}
+	f.startFileLocked(v, rel, h, req.Name)
+	n := f.freshNodeLocked(rel, fs.TypeFile).(*fileNode)
+	f.mu.Unlock()
+	n.mu.Lock()
+	n.writers++ // a new node: no reader to wait for
+	n.mu.Unlock()
+	n.addHandle(h)
+	return n, h, nil
+}
+
+// startFileLocked starts the new file rel written by h (not shared yet):
+// the recreation of a hidden file, a local file, or a pending one.
+func (f *fsys) startFileLocked(v *fs.View, rel string, h *handle, name string) {
+	h.bufValid = true
 	e := f.overlayLocked(rel)
-	o := f.resolveLocked(v, rel)
 	switch {
 	case e != nil && e.kind == entHidden:
 		// The name of a file renamed to a local name is made again (vim
@@ -234,43 +251,39 @@ func (d *dirNode) Create(ctx context.Context, req *fuse.CreateRequest, resp *fus
 			h.failed = errno(syscall.ESTALE) // changed elsewhere meanwhile
 		}
 		h.base, h.lease = e.rev, st.Lease
-		h.truncate(0, false)
-	case o.typ == fs.TypeDir:
-		f.mu.Unlock()
-		return nil, nil, errno(syscall.EISDIR)
-	case o.typ == fs.TypeFile && excl:
-		f.mu.Unlock()
-		return nil, nil, errno(syscall.EEXIST)
-	case o.typ == fs.TypeFile:
-		// It appeared between the kernel's lookup and this create.
-		n := f.nodeLocked(rel, fs.TypeFile).(*fileNode)
-		f.mu.Unlock()
-		if err := n.admitWriter(ctx); err != nil {
-			return nil, nil, err
-		}
-		h.writer = true
-		h.openExisting(o)
-		if req.Flags&fuse.OpenTruncate != 0 {
-			h.truncate(0, false)
-		}
-		n.addHandle(h)
-		return n, h, nil
-	case f.opts.Local(req.Name, excl):
+		h.unsaved = true
+		h.touched.Store(true)
+	case f.opts.Local(name, h.excl):
 		f.overlay[rel] = &entry{kind: entLocal, time: time.Now(), creator: h}
 		h.local = true
-		h.bufValid = true
 	default:
 		f.overlay[rel] = &entry{kind: entPending, time: time.Now(), creator: h}
 		h.created = true
 		h.unsaved = true
-		h.bufValid = true
 	}
-	n := f.freshNodeLocked(rel, fs.TypeFile).(*fileNode)
+}
+
+// createExisting answers a create of a name that exists: it appeared
+// between the kernel's lookup and this create, or the kernel's entry was
+// dropped.
+func (d *dirNode) createExisting(ctx context.Context, rel string, o object, h *handle, req *fuse.CreateRequest) (fusefs.Node, fusefs.Handle, error) {
+	f := d.fsys
+	switch {
+	case o.typ == fs.TypeDir:
+		return nil, nil, errno(syscall.EISDIR)
+	case h.excl:
+		return nil, nil, errno(syscall.EEXIST)
+	}
+	f.mu.Lock()
+	n := f.nodeLocked(rel, fs.TypeFile).(*fileNode)
 	f.mu.Unlock()
-	n.mu.Lock()
-	n.writers++ // a new node: no reader to wait for
-	n.mu.Unlock()
-	h.writer = true
+	if err := n.admitWriter(ctx); err != nil {
+		return nil, nil, err
+	}
+	h.openExisting(n.current(ctx))
+	if req.Flags&fuse.OpenTruncate != 0 {
+		h.truncate(0, false)
+	}
 	n.addHandle(h)
 	return n, h, nil
 }

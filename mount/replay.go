@@ -51,120 +51,139 @@ type replayOp struct {
 	typ    fs.NodeType
 	size   int64
 	before map[string]fs.NodeType // what the replay's lookups see before it
-	after  map[string]fs.NodeType // and after
+}
+
+// An inference turns the events of one revision into replay operations.
+type inference struct {
+	pre, post *fs.View
+	evs       []relEvent
+	sp        func(string) string // mount path → store path
+	byPath    map[string][]int    // indexes of the events of each path
+	used      []bool              // events taken by a rename
+	at        map[int]replayOp    // renames, at the index of their first event
 }
 
 // infer turns the events of one revision into replay operations, in the
 // order of the events, with renames recognised.
 func infer(pre, post *fs.View, evs []relEvent, sp func(string) string) []replayOp {
-	used := make([]bool, len(evs))
-	at := make(map[int]replayOp) // renames, at the index of their first event
-	byPath := make(map[string][]int)
+	x := &inference{pre: pre, post: post, evs: evs, sp: sp, byPath: make(map[string][]int),
+		used: make([]bool, len(evs)), at: make(map[int]replayOp)}
 	for i, ev := range evs {
-		byPath[ev.rel] = append(byPath[ev.rel], i)
+		x.byPath[ev.rel] = append(x.byPath[ev.rel], i)
 	}
-	// Directory renames first, outermost first: they take their
-	// children's events.
-	var dirDels []int
-	for i, ev := range evs {
+	x.dirRenames()
+	x.fileRenames()
+	return x.ops()
+}
+
+// dirRenames finds directory renames, outermost first: each takes its
+// children's events.
+func (x *inference) dirRenames() {
+	var dels []int
+	for i, ev := range x.evs {
 		if ev.Kind != fs.EventDel {
 			continue
 		}
-		if st, err := pre.Stat(sp(ev.rel)); err == nil && st.Type == fs.TypeDir {
-			dirDels = append(dirDels, i)
+		if st, err := x.pre.Stat(x.sp(ev.rel)); err == nil && st.Type == fs.TypeDir {
+			dels = append(dels, i)
 		}
 	}
-	slices.SortStableFunc(dirDels, func(a, b int) int {
-		return strings.Count(evs[a].rel, "/") - strings.Count(evs[b].rel, "/")
+	slices.SortStableFunc(dels, func(a, b int) int {
+		return strings.Count(x.evs[a].rel, "/") - strings.Count(x.evs[b].rel, "/")
 	})
-	for _, i := range dirDels {
-		ev := evs[i]
-		if used[i] {
-			continue
-		}
-		for j, mk := range evs {
-			if used[j] || mk.Kind != fs.EventMkdir || under(mk.rel, ev.rel) || under(ev.rel, mk.rel) {
-				continue
-			}
-			idx, ok := sameSubtree(pre, post, evs, ev.rel, mk.rel, sp, byPath, used)
-			if !ok {
-				continue
-			}
-			// An empty directory the rename replaced goes with it.
-			if k, ok := eventAt(evs, byPath, used, mk.rel, false); ok && k < j {
-				idx = append(idx, k)
-			}
-			first := len(evs)
-			for _, k := range idx {
-				used[k] = true
-				first = min(first, k)
-			}
-			at[first] = renameOp(ev.rel, mk.rel, fs.TypeDir, pre, sp)
-			break
+	for _, i := range dels {
+		if !x.used[i] {
+			x.dirRename(x.evs[i].rel)
 		}
 	}
-	// File renames: a deleted file whose body a set writes elsewhere.
-	for i, ev := range evs {
-		if ev.Kind != fs.EventDel || used[i] {
+}
+
+// dirRename looks for the directory made in this revision with the same
+// subtree as the deleted directory from.
+func (x *inference) dirRename(from string) {
+	for j, mk := range x.evs {
+		if x.used[j] || mk.Kind != fs.EventMkdir || under(mk.rel, from) || under(from, mk.rel) {
 			continue
 		}
-		body, st, err := pre.Get(sp(ev.rel))
+		idx, ok := x.sameSubtree(from, mk.rel)
+		if !ok {
+			continue
+		}
+		// An empty directory the rename replaced goes with it.
+		if k, ok := x.eventAt(mk.rel, false); ok && k < j {
+			idx = append(idx, k)
+		}
+		x.take(idx, renameOp(from, mk.rel, fs.TypeDir, x.pre, x.sp))
+		return
+	}
+}
+
+// fileRenames pairs a deleted file with a set of its body elsewhere.
+func (x *inference) fileRenames() {
+	for i, ev := range x.evs {
+		if ev.Kind != fs.EventDel || x.used[i] {
+			continue
+		}
+		body, st, err := x.pre.Get(x.sp(ev.rel))
 		if err != nil || st.Type != fs.TypeFile {
 			continue
 		}
-		for j, set := range evs {
-			if used[j] || set.Kind != fs.EventSet || set.rel == ev.rel || !bytes.Equal(set.Body, body) {
-				continue
+		for j, set := range x.evs {
+			if !x.used[j] && set.Kind == fs.EventSet && set.rel != ev.rel && bytes.Equal(set.Body, body) {
+				x.take([]int{i, j}, renameOp(ev.rel, set.rel, fs.TypeFile, x.pre, x.sp))
+				break
 			}
-			used[i], used[j] = true, true
-			at[min(i, j)] = renameOp(ev.rel, set.rel, fs.TypeFile, pre, sp)
-			break
 		}
 	}
-	// Everything else, in order, tracking what each path is as we go.
+}
+
+// take marks the events idx as the rename op's.
+func (x *inference) take(idx []int, op replayOp) {
+	first := len(x.evs)
+	for _, k := range idx {
+		x.used[k] = true
+		first = min(first, k)
+	}
+	x.at[first] = op
+}
+
+// ops lists the renames and the rest of the events, in order, tracking what
+// each path is as it goes.
+func (x *inference) ops() []replayOp {
 	state := make(map[string]fs.NodeType)
 	typeOf := func(rel string) fs.NodeType {
 		if t, ok := state[rel]; ok {
 			return t
 		}
-		st, err := pre.Stat(sp(rel))
-		if err != nil {
-			return fs.TypeNone
+		if st, err := x.pre.Stat(x.sp(rel)); err == nil {
+			return st.Type
 		}
-		return st.Type
+		return fs.TypeNone
 	}
 	var ops []replayOp
-	for i, ev := range evs {
-		if op, ok := at[i]; ok {
+	for i, ev := range x.evs {
+		if op, ok := x.at[i]; ok {
 			ops = append(ops, op)
 			state[op.rel], state[op.to] = fs.TypeNone, op.typ
 		}
-		if used[i] {
+		if x.used[i] {
 			continue
 		}
 		was := typeOf(ev.rel)
-		var op replayOp
-		switch ev.Kind {
-		case fs.EventSet:
-			op = replayOp{kind: rpModify, rel: ev.rel, typ: fs.TypeFile, size: int64(len(ev.Body))}
-			if was == fs.TypeNone {
-				op.kind = rpCreate
-			}
-		case fs.EventMkdir:
-			op = replayOp{kind: rpMkdir, rel: ev.rel, typ: fs.TypeDir}
-		case fs.EventDel:
-			op = replayOp{kind: rpDelete, rel: ev.rel, typ: was}
-			if was == fs.TypeDir {
-				op.kind = rpRmdir
-			}
+		op := replayOp{rel: ev.rel, before: map[string]fs.NodeType{ev.rel: was}}
+		switch {
+		case ev.Kind == fs.EventSet && was == fs.TypeNone:
+			op.kind, op.typ, op.size = rpCreate, fs.TypeFile, int64(len(ev.Body))
+		case ev.Kind == fs.EventSet:
+			op.kind, op.typ, op.size = rpModify, fs.TypeFile, int64(len(ev.Body))
+		case ev.Kind == fs.EventMkdir:
+			op.kind, op.typ = rpMkdir, fs.TypeDir
+		case was == fs.TypeDir:
+			op.kind = rpRmdir
+		default:
+			op.kind = rpDelete
 		}
-		after := op.typ
-		if ev.Kind == fs.EventDel {
-			after = fs.TypeNone
-		}
-		op.before = map[string]fs.NodeType{ev.rel: was}
-		op.after = map[string]fs.NodeType{ev.rel: after}
-		state[ev.rel] = after
+		state[ev.rel] = op.typ // TypeNone after a delete
 		ops = append(ops, op)
 	}
 	return ops
@@ -182,7 +201,6 @@ func renameOp(from, to string, typ fs.NodeType, pre *fs.View, sp func(string) st
 		to:     to,
 		typ:    typ,
 		before: map[string]fs.NodeType{from: typ, to: old},
-		after:  map[string]fs.NodeType{from: fs.TypeNone, to: typ},
 	}
 }
 
@@ -190,23 +208,23 @@ func renameOp(from, to string, typ fs.NodeType, pre *fs.View, sp func(string) st
 // subtree (names, types and bodies) as the directory to in post, and every
 // path of both was changed by this revision (deleted below from, created
 // below to). It returns the indexes of those events.
-func sameSubtree(pre, post *fs.View, evs []relEvent, from, to string, sp func(string) string, byPath map[string][]int, used []bool) ([]int, bool) {
-	a, okA := subtree(pre, sp(from))
-	b, okB := subtree(post, sp(to))
+func (x *inference) sameSubtree(from, to string) ([]int, bool) {
+	a, okA := subtree(x.pre, x.sp(from))
+	b, okB := subtree(x.post, x.sp(to))
 	if !okA || !okB || len(a) != len(b) {
 		return nil, false
 	}
 	var idx []int
-	for rel, x := range a {
-		y, ok := b[rel]
-		if !ok || x.dir != y.dir || !bytes.Equal(x.body, y.body) {
+	for rel, na := range a {
+		nb, ok := b[rel]
+		if !ok || na.dir != nb.dir || !bytes.Equal(na.body, nb.body) {
 			return nil, false
 		}
-		del, ok := eventAt(evs, byPath, used, from+rel, false)
+		del, ok := x.eventAt(from+rel, false)
 		if !ok {
 			return nil, false
 		}
-		mk, ok := eventAt(evs, byPath, used, to+rel, true)
+		mk, ok := x.eventAt(to+rel, true)
 		if !ok {
 			return nil, false
 		}
@@ -215,11 +233,11 @@ func sameSubtree(pre, post *fs.View, evs []relEvent, from, to string, sp func(st
 	return idx, true
 }
 
-// eventAt returns the index of the first unused event at rel that
-// creates (a set or mkdir) or deletes it.
-func eventAt(evs []relEvent, byPath map[string][]int, used []bool, rel string, creates bool) (int, bool) {
-	for _, i := range byPath[rel] {
-		if !used[i] && (evs[i].Kind != fs.EventDel) == creates {
+// eventAt returns the index of the first unused event at rel that creates
+// (a set or mkdir) or deletes it.
+func (x *inference) eventAt(rel string, creates bool) (int, bool) {
+	for _, i := range x.byPath[rel] {
+		if !x.used[i] && (x.evs[i].Kind != fs.EventDel) == creates {
 			return i, true
 		}
 	}

@@ -2,11 +2,9 @@ package mount
 
 import (
 	"context"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/doozerfs/doozerfs/fs"
 	"github.com/doozerfs/doozerfs/mount/internal/teststore"
@@ -167,7 +165,7 @@ func TestEachToolPublishesExactlyOneRevision(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
-	stop = make(chan struct{})
+	stop = make(chan struct{}) // for the deferred close
 	t.Logf("reader saw %d distinct values: %v", len(seen), seen)
 	for v := range seen {
 		if !valid[v] {
@@ -177,6 +175,4 @@ func TestEachToolPublishesExactlyOneRevision(t *testing.T) {
 	if out := bash(t, a.Dir(), "ls -A"); out != "f\nmoved\nnew\n" {
 		t.Errorf("ls -A after the tools: %q (temporary files left?)", out)
 	}
-	_ = fmt.Sprint
-	_ = time.Second
 }
