@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -84,5 +85,51 @@ func TestAFileAndADirectoryThisHostCachedAreFreshRightAfterAWriteElsewhere(t *te
 	}
 	if _, err := readFile(filepath.Join(b.Dir(), "d/g")); err == nil {
 		t.Errorf("b still reads the deleted d/g")
+	}
+}
+
+func TestAWriterDoesNotWaitForeverForAReaderThatKeepsTheFileOpen(t *testing.T) {
+	s, a, _ := twoHosts(t)
+	s.Set("/f", revBody(1, 20000))
+	caughtUp(t, a)
+	path := filepath.Join(a.Dir(), "f")
+	fd, err := unix.Open(path, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1000)
+	if _, err := unix.Read(fd, buf); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	bash(t, a.Dir(), "echo new > f")
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the writer waited %v", d)
+	}
+	if got, _ := storeBody(s, "/f"); got != "new\n" {
+		t.Errorf("store has %q", got)
+	}
+	// The reader that outstayed the writer's wait may not read on: its
+	// revision was replaced here. What it read was whole.
+	var rest []byte
+	for {
+		n, err := unix.Read(fd, buf)
+		if err != nil {
+			if err != unix.ESTALE {
+				t.Errorf("reader after the write: %v, want ESTALE or its own revision", err)
+			}
+			break
+		}
+		if n == 0 {
+			if want := revBody(1, 20000)[1000:]; !bytes.Equal(rest, want) {
+				t.Errorf("the reader read %d more bytes, not its revision's", len(rest))
+			}
+			break
+		}
+		rest = append(rest, buf[:n]...)
+	}
+	if got := mustRead(t, path); got != "new\n" {
+		t.Errorf("a new open reads %q", got)
 	}
 }
