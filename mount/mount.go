@@ -32,6 +32,7 @@ type Mounted struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	unmounted bool // by Unmount (Close has nothing left to do)
 }
 
 // Mount mounts store at dir (an existing directory) and serves it until
@@ -91,11 +92,13 @@ func (m *Mounted) Done() <-chan struct{} { return m.done }
 // Unmount unmounts cleanly, failing (EBUSY) while files are open or a
 // process has its working directory inside. The mount keeps working then.
 func (m *Mounted) Unmount() error {
+	m.f.flushHidden()
 	m.fol.stop()
 	if err := fusermount("-u", m.dir); err != nil {
 		m.fol = startFollower(m.f, m.fol.last)
 		return err
 	}
+	m.unmounted = true
 	m.finish()
 	return nil
 }
@@ -106,12 +109,13 @@ func (m *Mounted) Unmount() error {
 // It is what SIGINT and SIGTERM should call. It may be called many times.
 func (m *Mounted) Close() error {
 	m.closeOnce.Do(func() {
+		if m.unmounted {
+			return
+		}
 		m.f.mu.Lock()
 		m.f.closing = true
-		for t := range m.f.timers {
-			t.Stop()
-		}
 		m.f.mu.Unlock()
+		m.f.flushHidden()
 		m.fol.stop()
 		if err := fusermount("-u", m.dir); err == nil {
 			m.finish()

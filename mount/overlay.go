@@ -175,11 +175,25 @@ func (f *fsys) setLocal(rel string, body []byte) {
 func (f *fsys) hideLocked(rel string, rev int64) {
 	e := &entry{kind: entHidden, rev: rev}
 	f.overlay[rel] = e
-	if f.closing {
-		return
-	}
 	e.timer = time.AfterFunc(f.opts.HideGrace, func() { f.hideExpired(e) })
 	f.timers[e.timer] = struct{}{}
+}
+
+// flushHidden commits now the delete of every hidden file (the mount is
+// going away, and nothing will recreate them here).
+func (f *fsys) flushHidden() {
+	f.mu.Lock()
+	var hidden []*entry
+	for _, e := range f.overlay {
+		if e.kind == entHidden {
+			f.unhideLocked(e)
+			hidden = append(hidden, e)
+		}
+	}
+	f.mu.Unlock()
+	for _, e := range hidden {
+		f.hideExpired(e)
+	}
 }
 
 // unhideLocked stops e's timer if it is a hidden entry.
@@ -202,7 +216,7 @@ func (f *fsys) hideExpired(e *entry) {
 			rel = p
 		}
 	}
-	if rel == "" || f.closing {
+	if rel == "" {
 		f.mu.Unlock()
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/doozerfs/doozerfs/fs"
 	"github.com/doozerfs/doozerfs/mount/internal/teststore"
@@ -196,5 +197,23 @@ os.close(fd)
 	}
 	if got := bash(t, b.Dir(), "ls -A"); got != "f\n" {
 		t.Errorf("the other host lists %q", got)
+	}
+}
+
+func TestCloseCommitsTheDeleteOfAFileRenamedToABackupName(t *testing.T) {
+	s := teststore.New()
+	opts := DefaultOptions()
+	opts.HideGrace = time.Hour
+	m := mountAt(t, s, opts)
+	s.Set("/f", []byte("f"))
+	bash(t, m.Dir(), "mv f f~")
+	if _, ok := s.Get("/f"); !ok {
+		t.Fatalf("f left the store before the grace period")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Get("/f"); ok {
+		t.Errorf("f is still in the store after Close")
 	}
 }
