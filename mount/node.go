@@ -12,9 +12,10 @@ import (
 	"github.com/doozerfs/doozerfs/fs"
 )
 
-// reqInfo travels in each request's context (fusefs.Config.WithContext).
-// bazil computes the attributes of a reply by calling Node.Attr after the
-// handler; a handler leaves here what that reply should show.
+// reqInfo travels in each request's context (server.begin). The server
+// computes the attributes of a reply by calling Node.Attr after the
+// handler, as bazil's interfaces have it; a handler leaves here what that
+// reply should show.
 type reqInfo struct {
 	req    fuse.Request
 	obj    *object // what the handler resolved for objFor
