@@ -73,25 +73,38 @@ func BenchmarkInotifyLatency(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer unix.Close(ifd)
-	if _, err := unix.InotifyAddWatch(ifd, filepath.Join(m.Dir(), "f"), unix.IN_MODIFY|unix.IN_CLOSE_WRITE); err != nil {
+	wd, err := unix.InotifyAddWatch(ifd, filepath.Join(m.Dir(), "f"), unix.IN_MODIFY|unix.IN_CLOSE_WRITE)
+	if err != nil {
 		b.Fatal(err)
 	}
 	events := make(chan uint32, 64)
 	go func() {
+		defer close(events)
 		buf := make([]byte, 4096)
 		for {
 			n, err := unix.Read(ifd, buf)
 			if err != nil || n <= 0 {
-				close(events)
 				return
 			}
 			for off := 0; off+unix.SizeofInotifyEvent <= n; {
 				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				if ev.Mask&unix.IN_IGNORED != 0 {
+					return
+				}
 				events <- ev.Mask
 				off += unix.SizeofInotifyEvent + int(ev.Len)
 			}
 		}
+	}()
+	// The reader must be gone before the descriptor is closed: a reader
+	// that read again after the close could read the next run's
+	// descriptor, which reuses the number. Removing the watch wakes it
+	// with IN_IGNORED.
+	defer func() {
+		unix.InotifyRmWatch(ifd, uint32(wd))
+		for range events {
+		}
+		unix.Close(ifd)
 	}()
 	var modify, closeWrite []time.Duration
 	body := []byte("value")

@@ -41,9 +41,11 @@ func TestEventsFileStreamsChangesFromItsOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fd)
 	lines := make(chan string, 10)
 	go func() {
+		// Only this goroutine closes fd, once the unmount has ended its
+		// read: closed earlier, its number could be reused under it.
+		defer unix.Close(fd)
 		buf := make([]byte, 4096)
 		for {
 			n, err := unix.Read(fd, buf) // blocks until there are lines
