@@ -35,8 +35,8 @@
 //
 // Mount, Close, Unmount and ClearStale may be called from any goroutine;
 // Close may be called many times. A Store's methods are called from many
-// goroutines at once, and Store.Txn never while a lock of this package is
-// held.
+// goroutines at once; Store.Txn is called with no lock of this package
+// held but the committing handle's own.
 //
 // Goroutines: one reads requests (server.serve) and answers the
 // non-blocking ones itself; one per blocking request; one follower,
