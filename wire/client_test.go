@@ -312,9 +312,30 @@ func TestSlowWatchReaderGetsEveryEventAfterOverflow(t *testing.T) {
 	c := dial(t, f.addr())
 	w := must(c.Watch(ctx, "/s/*", 0))(t)
 	defer w.Close()
+	// Each event is let arrive before the next write, so that the replica
+	// cannot coalesce them into one response (a first batch is always
+	// taken whatever its size), until the budget overflows and the stream
+	// stops.
+	delivered := func(rev int64) {
+		for {
+			w.mu.Lock()
+			done := w.next > rev || w.stream == nil
+			w.mu.Unlock()
+			if done {
+				return
+			}
+			select {
+			case <-w.notifyc:
+			case <-ctx.Done():
+				t.Fatalf("event of revision %d never arrived", rev)
+			}
+		}
+	}
 	var want []int64
 	for i := range 40 {
-		want = append(want, must(c.Set(ctx, fmt.Sprintf("/s/%d", i), fs.Clobber, []byte("body")))(t))
+		rev := must(c.Set(ctx, fmt.Sprintf("/s/%d", i), fs.Clobber, []byte("body")))(t)
+		want = append(want, rev)
+		delivered(rev)
 	}
 	var got []int64
 	for len(got) < len(want) {
