@@ -25,7 +25,13 @@ const (
 // lease counter, not the history window — to w; see docs/data-model.md,
 // "Snapshot format". It streams the tree and is safe to call concurrently
 // with Apply: it writes the revision current when it starts.
-func (t *Tree) WriteSnapshot(w io.Writer) error {
+func (t *Tree) WriteSnapshot(w io.Writer) error { return t.Capture()(w) }
+
+// Capture fixes the current state — as WriteSnapshot would write it — and
+// returns a function that writes it later, from any goroutine, while the
+// tree goes on applying. A replica captures at the exact point its log has
+// applied and streams the snapshot to disk without holding up the log.
+func (t *Tree) Capture() func(w io.Writer) error {
 	t.mu.RLock()
 	v := t.cur.Load()
 	last := t.lastLease
@@ -35,7 +41,10 @@ func (t *Tree) WriteSnapshot(w io.Writer) error {
 	}
 	t.mu.RUnlock()
 	sort.Slice(leases, func(i, j int) bool { return leases[i].ID < leases[j].ID })
+	return func(w io.Writer) error { return writeSnapshot(w, v, last, leases) }
+}
 
+func writeSnapshot(w io.Writer, v *View, last int64, leases []Lease) error {
 	if _, err := io.WriteString(w, snapshotMagic+string(rune(snapshotVersion))); err != nil {
 		return err
 	}
