@@ -177,3 +177,28 @@ func (s *snapWriter) Write(p []byte) (int, error) {
 	s.n += int64(n)
 	return n, err
 }
+
+// WriteSnapshotFile writes a whole snapshot in the file format to w: the
+// header for index and size, exactly size bytes of payload read from
+// payload, and the CRC trailer. It is how a replica streams a snapshot
+// that `doozerfs snapshot restore` (ImportSnapshot) can read.
+func WriteSnapshotFile(w io.Writer, index uint64, size int64, payload io.Reader) error {
+	if size < 0 {
+		return fmt.Errorf("wal: negative snapshot size %d", size)
+	}
+	if _, err := w.Write(encodeSnapHeader(index, size)); err != nil {
+		return err
+	}
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(payload, size))
+	if err != nil {
+		return err
+	}
+	if n != size {
+		return fmt.Errorf("wal: snapshot payload ended after %d of %d bytes", n, size)
+	}
+	var tr [snapTrailerSize]byte
+	binary.LittleEndian.PutUint32(tr[:], h.Sum32())
+	_, err = w.Write(tr[:])
+	return err
+}

@@ -1,0 +1,143 @@
+package replica
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/doozerfs/doozerfs/fs"
+)
+
+// Config configures a replica. Start from DefaultConfig.
+type Config struct {
+	// Name is the replica's name in the cluster (default: the host name).
+	Name string
+	// Addr is the TCP address to listen on for clients and peers.
+	Addr string
+	// DataDir holds the WAL, the snapshots and the replica's identity.
+	DataDir string
+	// Cluster is the cluster's name; HELLO from another cluster is refused.
+	Cluster string
+
+	// History is how many revisions stay readable (WAIT, WATCH, GET --rev).
+	History int
+	// MaxBody is the largest file body in bytes; bigger writes are TOO_BIG.
+	MaxBody int
+	// WriteTimeout bounds how long a write waits to be committed before it
+	// is answered TIMEOUT (its outcome then unknown).
+	WriteTimeout time.Duration
+	// NoLeaderGrace is how long a write waits for a leader to be known
+	// before it is answered READONLY (nothing was proposed).
+	NoLeaderGrace time.Duration
+	// SnapshotEvery is how many slots are applied between snapshots.
+	SnapshotEvery uint64
+	// Tick is the consensus clock's period.
+	Tick time.Duration
+
+	// Secret and ROSecret are the read-write and read-only tokens; empty
+	// Secret lets anyone read and write.
+	Secret, ROSecret string
+	// TLS, if set, wraps every accepted connection.
+	TLS *tls.Config
+
+	// Repair lets start-up keep a copy of a damaged WAL segment or snapshot
+	// and go on from the last good record.
+	Repair bool
+
+	// MaxConns bounds open connections; more are closed at once.
+	MaxConns int
+	// MaxInflight bounds the requests in flight on one connection.
+	MaxInflight int
+	// MaxWatches bounds the WATCH and WAIT requests open on one connection.
+	MaxWatches int
+	// HelloTimeout bounds the wait for HELLO on a new connection.
+	HelloTimeout time.Duration
+	// IdleTimeout closes a client connection with nothing in flight that
+	// has sent nothing for this long.
+	IdleTimeout time.Duration
+
+	// Version is reported by SELF.
+	Version string
+
+	// Logger receives the replica's log; nil discards it.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults of `doozerfs serve`.
+func DefaultConfig() Config {
+	return Config{
+		Addr:          "127.0.0.1:8046",
+		DataDir:       "data",
+		Cluster:       "doozerfs",
+		History:       fs.DefaultHistory,
+		MaxBody:       1 << 20,
+		WriteTimeout:  10 * time.Second,
+		NoLeaderGrace: 3 * time.Second,
+		SnapshotEvery: 10000,
+		Tick:          10 * time.Millisecond,
+		MaxConns:      10000,
+		MaxInflight:   4096,
+		MaxWatches:    1024,
+		HelloTimeout:  10 * time.Second,
+		IdleTimeout:   10 * time.Minute,
+		Version:       "dev",
+	}
+}
+
+func (c *Config) check() error {
+	d := DefaultConfig()
+	if c.DataDir == "" {
+		return fmt.Errorf("replica: no data directory")
+	}
+	if c.Cluster == "" {
+		c.Cluster = d.Cluster
+	}
+	if c.History <= 0 {
+		c.History = d.History
+	}
+	if c.MaxBody <= 0 {
+		c.MaxBody = d.MaxBody
+	}
+	if c.MaxBody > 64<<20 {
+		return fmt.Errorf("replica: max body %d is over the 64 MiB ceiling", c.MaxBody)
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.NoLeaderGrace <= 0 {
+		c.NoLeaderGrace = d.NoLeaderGrace
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = d.SnapshotEvery
+	}
+	if c.Tick <= 0 {
+		c.Tick = d.Tick
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = d.MaxConns
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = d.MaxInflight
+	}
+	if c.MaxWatches <= 0 {
+		c.MaxWatches = d.MaxWatches
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = d.HelloTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.Version == "" {
+		c.Version = d.Version
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// maxFrame is the frame limit of the wire protocol for this max body.
+func (c *Config) maxFrame() int { return c.MaxBody + 64<<10 }
+

@@ -1,0 +1,85 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/doozerfs/doozerfs/fs"
+	"github.com/doozerfs/doozerfs/wire"
+)
+
+func testConfig(t testing.TB, dir string) Config {
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.DataDir = dir
+	cfg.Name = "r1"
+	return cfg
+}
+
+func startReplica(t testing.TB, cfg Config) *Replica {
+	t.Helper()
+	r, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func dialReplica(t testing.TB, r *Replica) *wire.Client {
+	t.Helper()
+	c, err := wire.Dial(context.Background(), []string{r.Addr()}, wire.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestWriteReadRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	r := startReplica(t, cfg)
+	ctx := testCtx(t)
+	c := dialReplica(t, r)
+	var revs []int64
+	for i := range 50 {
+		rev, err := c.Set(ctx, fmt.Sprintf("/a/%d", i), fs.Clobber, []byte(fmt.Sprint("v", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		revs = append(revs, rev)
+	}
+	if _, err := c.Set(ctx, "/a/1", 0, []byte("x")); !errors.Is(err, fs.ErrRevMismatch) {
+		t.Fatalf("create of an existing file: got %v, want REV_MISMATCH", err)
+	}
+	last := revs[len(revs)-1]
+	c.Close()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r2 := startReplica(t, cfg)
+	c2 := dialReplica(t, r2)
+	body, _, err := c2.Get(ctx, "/a/49", 0)
+	if err != nil || string(body) != "v49" {
+		t.Fatalf("after restart: got %q, %v", body, err)
+	}
+	rev, err := c2.Set(ctx, "/b", fs.Clobber, []byte("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev != last+1 {
+		t.Fatalf("revision after restart: got %d, want %d", rev, last+1)
+	}
+	_ = bytes.Equal
+}

@@ -1,0 +1,564 @@
+package replica
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/doozerfs/doozerfs/fs"
+	"github.com/doozerfs/doozerfs/replica/wal"
+	"github.com/doozerfs/doozerfs/wire"
+)
+
+// server answers the wire protocol on the replica's listener.
+type server struct {
+	r      *Replica
+	ln     net.Listener
+	policy wire.Policy
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+func newServer(r *Replica, ln net.Listener) *server {
+	return &server{
+		r:  r,
+		ln: ln,
+		policy: wire.Policy{Cluster: r.cfg.Cluster, Secret: r.cfg.Secret, ROSecret: r.cfg.ROSecret,
+			Name: r.cfg.Name, ID: r.id},
+		conns: make(map[net.Conn]struct{}),
+	}
+}
+
+func (s *server) serve() {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	var delay time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors or similar: back off and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			s.r.log.Warn("accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.r.stopc:
+				return
+			}
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closing || len(s.conns) >= s.r.cfg.MaxConns {
+			full := !s.closing
+			s.mu.Unlock()
+			if full {
+				s.r.log.Warn("connection limit reached; closing a new connection", "limit", s.r.cfg.MaxConns, "remote", nc.RemoteAddr().String())
+			}
+			nc.Close()
+			continue
+		}
+		s.conns[nc] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(nc)
+	}
+}
+
+// close stops accepting, closes every connection and waits for their
+// goroutines.
+func (s *server) close() {
+	s.mu.Lock()
+	s.closing = true
+	for nc := range s.conns {
+		nc.Close()
+	}
+	s.mu.Unlock()
+	s.ln.Close()
+	s.wg.Wait()
+}
+
+func (s *server) handle(nc net.Conn) {
+	defer func() {
+		nc.Close()
+		s.mu.Lock()
+		delete(s.conns, nc)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	if s.r.cfg.TLS != nil {
+		nc = tls.Server(nc, s.r.cfg.TLS)
+	}
+	c := wire.NewConn(nc, s.r.cfg.maxFrame())
+	c.SetWriteTimeout(30 * time.Second)
+	nc.SetReadDeadline(time.Now().Add(s.r.cfg.HelloTimeout))
+	hello, access, err := wire.Accept(c, &s.policy)
+	if err != nil {
+		return
+	}
+	nc.SetReadDeadline(time.Time{})
+	switch hello.Kind {
+	case wire.ConnClient:
+		s.serveClient(c, nc, access)
+	default:
+		c.WriteResponse(wire.ErrorResponse(0, &fs.Error{Kind: fs.KindBadRequest,
+			Detail: "this replica does not take " + string(hello.Kind) + " connections"}))
+	}
+}
+
+// clientConn is the state of one client connection.
+type clientConn struct {
+	s      *server
+	c      *wire.Conn
+	access wire.Access
+
+	mu       sync.Mutex
+	inflight map[uint32]context.CancelFunc
+	watches  int
+}
+
+// serveClient reads requests until the connection ends; each request runs
+// in its own goroutine, so many are in flight at once.
+func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cc := &clientConn{s: s, c: c, access: access, inflight: make(map[uint32]context.CancelFunc)}
+	var reqs sync.WaitGroup
+	defer func() {
+		cancel()
+		c.Close()
+		reqs.Wait()
+	}()
+	for {
+		cc.mu.Lock()
+		idle := len(cc.inflight) == 0
+		cc.mu.Unlock()
+		if idle {
+			nc.SetReadDeadline(time.Now().Add(s.r.cfg.IdleTimeout))
+		} else {
+			nc.SetReadDeadline(time.Time{})
+		}
+		req := new(wire.Request)
+		if err := c.ReadRequest(req); err != nil {
+			var fe *fs.Error
+			switch {
+			case errors.As(err, &fe):
+				c.WriteResponse(wire.ErrorResponse(req.Tag, fe))
+				continue
+			case errors.Is(err, wire.ErrFrameTooBig):
+				c.WriteResponse(wire.ErrorResponse(0, &fs.Error{Kind: fs.KindTooBig, Detail: err.Error()}))
+			}
+			return
+		}
+		if req.Verb == wire.VerbCancel {
+			cc.mu.Lock()
+			if stop := cc.inflight[req.Other]; stop != nil {
+				stop()
+			}
+			cc.mu.Unlock()
+			c.WriteResponse(&wire.Response{Tag: req.Tag})
+			continue
+		}
+		if err := cc.admit(req); err != nil {
+			if err.Detail == dupTag {
+				c.WriteResponse(wire.ErrorResponse(0, err))
+				return
+			}
+			c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+			continue
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		cc.mu.Lock()
+		cc.inflight[req.Tag] = rcancel
+		cc.mu.Unlock()
+		reqs.Add(1)
+		go func() {
+			defer reqs.Done()
+			cc.run(rctx, req)
+			rcancel()
+			cc.mu.Lock()
+			delete(cc.inflight, req.Tag)
+			if req.Verb == wire.VerbWatch || req.Verb == wire.VerbWait {
+				cc.watches--
+			}
+			cc.mu.Unlock()
+		}()
+	}
+}
+
+const dupTag = "a request with this tag is already in flight"
+
+// admit checks a request against the connection's limits and access.
+func (cc *clientConn) admit(req *wire.Request) *fs.Error {
+	cfg := &cc.s.r.cfg
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, dup := cc.inflight[req.Tag]; dup {
+		return &fs.Error{Kind: fs.KindBadRequest, Detail: dupTag}
+	}
+	if len(cc.inflight) >= cfg.MaxInflight {
+		return &fs.Error{Kind: fs.KindBadRequest, Detail: "too many requests in flight on this connection"}
+	}
+	if req.Verb == wire.VerbWatch || req.Verb == wire.VerbWait {
+		if cc.watches >= cfg.MaxWatches {
+			return &fs.Error{Kind: fs.KindBadRequest, Detail: "too many WATCH and WAIT requests open on this connection"}
+		}
+		cc.watches++
+	}
+	if !req.Verb.IsRead() && cc.access != wire.AccessWrite {
+		return &fs.Error{Kind: fs.KindReadOnly, Detail: "this connection's secret is read-only"}
+	}
+	return nil
+}
+
+// run answers one request.
+func (cc *clientConn) run(ctx context.Context, req *wire.Request) {
+	r := cc.s.r
+	switch req.Verb {
+	case wire.VerbWatch:
+		cc.watch(ctx, req)
+		return
+	case wire.VerbSnapshot:
+		cc.snapshot(ctx, req)
+		return
+	}
+	var resp *wire.Response
+	if req.Verb.IsRead() {
+		if err := cc.readBarrier(ctx, req); err != nil {
+			cc.c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+			return
+		}
+		resp = cc.read(ctx, req)
+	} else {
+		resp = cc.write(ctx, req)
+	}
+	if resp.Err == nil && resp.Rev == 0 && req.Verb != wire.VerbLeaseRenew {
+		resp.Rev = r.tree.Rev()
+	}
+	cc.c.WriteResponse(resp)
+}
+
+// readBarrier waits for min-rev and, for a consistent read, the read index.
+func (cc *clientConn) readBarrier(ctx context.Context, req *wire.Request) error {
+	r := cc.s.r
+	if req.Consistent {
+		if err := r.waitConsistent(ctx); err != nil {
+			return err
+		}
+	}
+	return r.waitRev(ctx, req.MinRev)
+}
+
+// view returns the view a read is answered from.
+func (cc *clientConn) view(ctx context.Context, rev int64) (*fs.View, error) {
+	r := cc.s.r
+	if rev <= 0 {
+		return r.tree.View(), nil
+	}
+	if err := r.waitRev(ctx, rev); err != nil {
+		return nil, err
+	}
+	return r.tree.ViewAt(rev)
+}
+
+func (cc *clientConn) read(ctx context.Context, req *wire.Request) *wire.Response {
+	r := cc.s.r
+	resp := &wire.Response{Tag: req.Tag}
+	var err error
+	switch req.Verb {
+	case wire.VerbGet, wire.VerbStat, wire.VerbGetDir, wire.VerbWalk:
+		var v *fs.View
+		if v, err = cc.view(ctx, req.Rev); err != nil {
+			break
+		}
+		resp.Rev = v.Rev()
+		switch req.Verb {
+		case wire.VerbGet:
+			resp.Body, resp.Stat, err = v.Get(req.Path)
+		case wire.VerbStat:
+			resp.Stat, err = v.Stat(req.Path)
+		case wire.VerbGetDir:
+			resp.Entries, err = v.GetDir(req.Path)
+			if err == nil && resp.Entries == nil {
+				resp.Entries = []fs.DirEntry{}
+			}
+		case wire.VerbWalk:
+			resp.Files, err = cc.walk(v, req.Path)
+		}
+	case wire.VerbRev:
+		resp.Rev = r.tree.Rev()
+	case wire.VerbWait:
+		return cc.wait(ctx, req)
+	case wire.VerbMembers:
+		resp.Members = r.members()
+	case wire.VerbSelf:
+		resp.Self = r.self()
+	}
+	if err != nil {
+		return wire.ErrorResponse(req.Tag, err)
+	}
+	return resp
+}
+
+// walk collects the files matching glob, up to what fits in one frame.
+func (cc *clientConn) walk(v *fs.View, glob string) ([]wire.File, error) {
+	g, err := fs.CompileGlob(glob)
+	if err != nil {
+		return nil, err
+	}
+	limit := cc.c.MaxFrame() - 1024
+	size := 0
+	files := []wire.File{}
+	var over bool
+	err = v.Walk(g, func(p string, st fs.Stat, body []byte) bool {
+		size += len(p) + len(body) + 64
+		if size > limit {
+			over = true
+			return false
+		}
+		files = append(files, wire.File{Path: p, Stat: st, Body: body})
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	if over {
+		return nil, &fs.Error{Kind: fs.KindTooBig, Path: glob,
+			Detail: "the files matching the glob do not fit in one response; walk a narrower glob"}
+	}
+	return files, nil
+}
+
+func (cc *clientConn) write(ctx context.Context, req *wire.Request) *wire.Response {
+	r := cc.s.r
+	resp := &wire.Response{Tag: req.Tag}
+	var err error
+	switch req.Verb {
+	case wire.VerbSet:
+		resp.Rev, err = r.Txn(ctx, []fs.Op{{Kind: fs.OpSet, Path: req.Path, Rev: req.Rev, Body: req.Body, Lease: req.Lease}})
+	case wire.VerbDel:
+		resp.Rev, err = r.Txn(ctx, []fs.Op{{Kind: fs.OpDel, Path: req.Path, Rev: req.Rev}})
+	case wire.VerbMkdir:
+		resp.Rev, err = r.Txn(ctx, []fs.Op{{Kind: fs.OpMkdir, Path: req.Path, Rev: req.Rev}})
+	case wire.VerbTxn:
+		resp.Rev, err = r.Txn(ctx, req.Ops)
+	case wire.VerbNop:
+		resp.Rev, err = r.Nop(ctx)
+	case wire.VerbLeaseGrant:
+		resp.Lease, resp.Rev, err = r.LeaseGrant(ctx, req.TTL)
+		resp.TTL = req.TTL
+	case wire.VerbLeaseRenew:
+		resp.TTL, err = r.LeaseRenew(ctx, req.Lease)
+	case wire.VerbLeaseRevoke:
+		resp.Rev, err = r.LeaseRevoke(ctx, req.Lease)
+	default:
+		err = &fs.Error{Kind: fs.KindUnknownVerb, Detail: req.Verb.String()}
+	}
+	if err != nil {
+		return wire.ErrorResponse(req.Tag, err)
+	}
+	return resp
+}
+
+// from resolves a WAIT or WATCH start revision: 0 means the next one.
+func (r *Replica) from(rev int64) int64 {
+	if rev <= 0 {
+		return r.tree.Rev() + 1
+	}
+	return rev
+}
+
+func (cc *clientConn) wait(ctx context.Context, req *wire.Request) *wire.Response {
+	r := cc.s.r
+	g, err := fs.CompileGlob(req.Path)
+	if err != nil {
+		return wire.ErrorResponse(req.Tag, err)
+	}
+	from := r.from(req.Rev)
+	for {
+		cur, changed := r.revN.changed()
+		if cur >= from {
+			evs, err := r.tree.Events(from, g)
+			if err != nil {
+				return wire.ErrorResponse(req.Tag, err)
+			}
+			if len(evs) > 0 {
+				return &wire.Response{Tag: req.Tag, Rev: evs[0].Rev, Events: evs[:1]}
+			}
+			from = cur + 1
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return &wire.Response{Tag: req.Tag}
+		case <-r.donec:
+			return wire.ErrorResponse(req.Tag, errStopped)
+		}
+	}
+}
+
+// watch streams the events matching the glob from the request's revision
+// on, in batches that never split a revision, until cancelled.
+func (cc *clientConn) watch(ctx context.Context, req *wire.Request) {
+	r := cc.s.r
+	c := cc.c
+	g, err := fs.CompileGlob(req.Path)
+	if err != nil {
+		c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+		return
+	}
+	from := r.from(req.Rev)
+	if from <= r.tree.Rev() {
+		if _, err := r.tree.Events(from, g); err != nil {
+			c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+			return
+		}
+	}
+	if err := c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Rev: from - 1}); err != nil {
+		return
+	}
+	limit := c.MaxFrame() / 2
+	for {
+		cur, changed := r.revN.changed()
+		if cur >= from {
+			evs, err := r.tree.Events(from, g)
+			if err != nil { // fell out of the history window: the client resumes or gives up
+				c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+				return
+			}
+			if len(evs) == 0 {
+				if err := c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Rev: cur}); err != nil {
+					return
+				}
+			}
+			for len(evs) > 0 {
+				n := batchEnd(evs, limit)
+				last := evs[n-1].Rev
+				rev := last
+				if n == len(evs) {
+					rev = cur
+				}
+				if err := c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Rev: rev, Events: evs[:n]}); err != nil {
+					return
+				}
+				evs = evs[n:]
+			}
+			from = cur + 1
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			c.WriteResponse(&wire.Response{Tag: req.Tag})
+			return
+		case <-r.donec:
+			c.WriteResponse(wire.ErrorResponse(req.Tag, errStopped))
+			return
+		}
+	}
+}
+
+// batchEnd returns how many events of evs go in the next response: whole
+// revisions, about limit bytes, at least one revision.
+func batchEnd(evs []fs.Event, limit int) int {
+	size, end := 0, 0
+	for i, ev := range evs {
+		if i > 0 && ev.Rev != evs[i-1].Rev {
+			end = i
+			if size > limit {
+				return end
+			}
+		}
+		size += len(ev.Path) + len(ev.Body) + 64
+	}
+	return len(evs)
+}
+
+// snapshotChunk is the most a SNAPSHOT response carries.
+const snapshotChunk = 256 << 10
+
+// snapshot streams a snapshot of the current state in the format that
+// `doozerfs snapshot restore` reads. The state is captured at once and
+// staged in a temporary file, because the format starts with its size.
+func (cc *clientConn) snapshot(ctx context.Context, req *wire.Request) {
+	r := cc.s.r
+	c := cc.c
+	rev, payload, size, cleanup, err := r.stageSnapshot()
+	if err != nil {
+		c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+		return
+	}
+	defer cleanup()
+	total := size + 44 // header and trailer of the snapshot file format
+	if err := c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Rev: rev, Size: total}); err != nil {
+		return
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(wal.WriteSnapshotFile(pw, uint64(rev), size, payload))
+	}()
+	defer pr.Close()
+	buf := make([]byte, snapshotChunk)
+	var sent int64
+	for {
+		n, err := io.ReadFull(pr, buf)
+		if n > 0 {
+			sent += int64(n)
+			last := sent == total
+			if werr := c.WriteResponse(&wire.Response{Tag: req.Tag, More: !last, Body: buf[:n]}); werr != nil || last {
+				return
+			}
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil || ctx.Err() != nil {
+			c.WriteResponse(wire.ErrorResponse(req.Tag, &fs.Error{Kind: fs.KindUnavailable, Detail: "snapshot stream failed"}))
+			return
+		}
+	}
+	if sent != total {
+		c.WriteResponse(wire.ErrorResponse(req.Tag, &fs.Error{Kind: fs.KindOther, Detail: "snapshot stream was short"}))
+	}
+}
+
+// stageSnapshot writes the replica snapshot payload of the current state
+// to a temporary file in the data directory.
+func (r *Replica) stageSnapshot() (rev int64, payload io.Reader, size int64, cleanup func(), err error) {
+	capture := r.tree.Capture()
+	rev = r.tree.Rev()
+	hdr := &snapHeader{Slot: uint64(r.slotN.value()), Dedup: make(dedup)}
+	f, err := os.CreateTemp(r.cfg.DataDir, "snapshot-stream-*.tmp")
+	if err != nil {
+		return 0, nil, 0, nil, err
+	}
+	cleanup = func() { f.Close(); os.Remove(f.Name()) }
+	if err := hdr.write(f); err != nil {
+		cleanup()
+		return 0, nil, 0, nil, err
+	}
+	if err := capture(f); err != nil {
+		cleanup()
+		return 0, nil, 0, nil, err
+	}
+	size, err = f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		cleanup()
+		return 0, nil, 0, nil, err
+	}
+	return rev, f, size, cleanup, nil
+}
