@@ -140,4 +140,3 @@ func (c *Config) check() error {
 
 // maxFrame is the frame limit of the wire protocol for this max body.
 func (c *Config) maxFrame() int { return c.MaxBody + 64<<10 }
-

@@ -213,6 +213,15 @@ func (r *Replica) recover() error {
 			if err := r.seed(id, hdr); err != nil {
 				return err
 			}
+			// The restored file names the old cluster's members; only the
+			// snapshot just saved may be started from.
+			if list, err := r.dd.Snapshots.List(); err == nil {
+				for _, sn := range list {
+					if sn.Index != r.snapIndex {
+						os.Remove(sn.Path)
+					}
+				}
+			}
 			r.log.Info("founded a new cluster from a restored snapshot", "cluster", id.Cluster, "id", id.ID, "rev", r.tree.Rev())
 		}
 	}
@@ -348,6 +357,8 @@ func (r *Replica) propose(ctx context.Context, m *fs.Mutation) (fs.Result, error
 	if r.closed.Load() {
 		return fs.Result{}, errStopped
 	}
+	m.System = false
+	m.Time = time.Now().UnixNano()
 	data, err := m.MarshalBinary()
 	if err != nil {
 		return fs.Result{}, &fs.Error{Kind: fs.KindBadRequest, Detail: err.Error()}

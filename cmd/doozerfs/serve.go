@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/doozerfs/doozerfs/mount"
+	"github.com/doozerfs/doozerfs/replica"
+)
+
+// mountFlags are the flags of a mount, shared by `serve --mount` and
+// `mount`.
+type mountFlags struct {
+	root       string
+	ro         bool
+	uid, gid   int
+	fileMode   string
+	dirMode    string
+	allowOther bool
+}
+
+func (m *mountFlags) register(f *flag.FlagSet, prefix string) {
+	f.StringVar(&m.root, prefix+"root", "/", "store directory shown at the mount's root")
+	f.BoolVar(&m.ro, prefix+"ro", false, "mount read-only")
+	f.IntVar(&m.uid, prefix+"uid", -1, "owner of every file (default: the mounting user)")
+	f.IntVar(&m.gid, prefix+"gid", -1, "group of every file (default: the mounting group)")
+	f.StringVar(&m.fileMode, prefix+"file-mode", "0644", "permission bits of files (octal)")
+	f.StringVar(&m.dirMode, prefix+"dir-mode", "0755", "permission bits of directories (octal)")
+	f.BoolVar(&m.allowOther, prefix+"allow-other", false, "let other users use the mount")
+}
+
+func (m *mountFlags) options(log *slog.Logger, maxBody int) (mount.Options, error) {
+	o := mount.DefaultOptions()
+	o.Root, o.ReadOnly, o.UID, o.GID, o.AllowOther = m.root, m.ro, m.uid, m.gid, m.allowOther
+	var err error
+	if o.FileMode, err = parseMode(m.fileMode); err != nil {
+		return o, usagef("--file-mode: %v", err)
+	}
+	if o.DirMode, err = parseMode(m.dirMode); err != nil {
+		return o, usagef("--dir-mode: %v", err)
+	}
+	o.Logger = log
+	if maxBody > 0 {
+		o.MaxBody = maxBody
+	}
+	return o, nil
+}
+
+func parseMode(s string) (os.FileMode, error) {
+	v, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || v > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal permission such as 0644", s)
+	}
+	return os.FileMode(v), nil
+}
+
+func newLogger(e *env, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level: %v", err)
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func init() {
+	register("serve", &command{
+		usage: "[--addr A] [--data DIR] [--name N] [--mount DIR] ...",
+		help:  "run a replica (and a mount of it)",
+		run:   runServe,
+	})
+	register("mount", &command{
+		usage: "DIR [--root /sub] [--ro] [--uid U --gid G --file-mode M --dir-mode M] [--allow-other]",
+		help:  "mount a cluster on a host that runs no replica",
+		run:   runMount,
+	})
+}
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	cfg := replica.DefaultConfig()
+	host, _ := os.Hostname()
+	f := flag.NewFlagSet("serve", flag.ContinueOnError)
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP address for clients and peers")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (WAL, snapshots, identity)")
+	f.StringVar(&cfg.Name, "name", host, "this replica's name in the cluster")
+	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "the cluster's name")
+	f.IntVar(&cfg.History, "history", cfg.History, "revisions kept readable for WAIT, WATCH and reads at a past revision")
+	f.IntVar(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest file body in bytes")
+	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "answer a write TIMEOUT after this long")
+	f.Uint64Var(&cfg.SnapshotEvery, "snapshot-every", cfg.SnapshotEvery, "log slots between snapshots")
+	f.StringVar(&cfg.Secret, "secret", e.getenv("DOOZERFS_SECRET"), "read-write secret (env DOOZERFS_SECRET)")
+	f.StringVar(&cfg.ROSecret, "ro-secret", e.getenv("DOOZERFS_RO_SECRET"), "read-only secret (env DOOZERFS_RO_SECRET)")
+	f.BoolVar(&cfg.Repair, "repair", false, "start past damage in the WAL or a snapshot, keeping a copy of the damaged file")
+	var tlsCert, tlsKey, tlsCA string
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve TLS")
+	f.StringVar(&tlsKey, "tls-key", "", "PEM key of --tls-cert")
+	f.StringVar(&tlsCA, "tls-ca", "", "PEM CA: require client certificates signed by it")
+	mountDir := f.String("mount", "", "mount the replica's tree at this directory")
+	var mf mountFlags
+	mf.register(f, "mount-")
+	level := f.String("log-level", "info", "log level: debug, info, warn, error")
+	pos, err := parseInterspersed(f, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("serve takes no arguments, got %q", pos)
+	}
+	log, err := newLogger(e, *level)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	cfg.Version = Version
+	if tlsCert != "" || tlsKey != "" {
+		tc, err := serverTLS(tlsCert, tlsKey, tlsCA)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		cfg.TLS = tc
+	}
+	r, err := replica.Open(cfg)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	fmt.Fprintf(e.stderr, "doozerfs: replica %s serving on %s, data in %s\n", cfg.Name, r.Addr(), cfg.DataDir)
+	var m *mount.Mounted
+	if *mountDir != "" {
+		opts, err := mf.options(log, cfg.MaxBody)
+		if err != nil {
+			return err
+		}
+		m, err = mount.Mount(*mountDir, r, opts)
+		if err != nil {
+			return fmt.Errorf("mount %s: %w", *mountDir, err)
+		}
+		defer m.Close()
+		fmt.Fprintf(e.stderr, "doozerfs: mounted at %s\n", *mountDir)
+	}
+	var mdone <-chan struct{}
+	if m != nil {
+		mdone = m.Done()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-r.Done():
+		if err := r.Err(); err != nil {
+			return err
+		}
+	case <-mdone:
+		log.Warn("the mount was unmounted from outside; the replica goes on serving")
+		select {
+		case <-ctx.Done():
+		case <-r.Done():
+		}
+	}
+	if m != nil {
+		if err := m.Close(); err != nil {
+			log.Warn("unmount", "err", err)
+		}
+	}
+	return r.Close()
+}
+
+func serverTLS(cert, key, ca string) (*tls.Config, error) {
+	if cert == "" || key == "" {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("reading --tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", ca)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+func runMount(ctx context.Context, e *env, args []string) error {
+	fset, cf := newClientFlags(e, "mount")
+	var mf mountFlags
+	mf.register(fset, "")
+	level := fset.String("log-level", "info", "log level: debug, info, warn, error")
+	pos, err := parseInterspersed(fset, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("mount takes one directory")
+	}
+	log, err := newLogger(e, *level)
+	if err != nil {
+		return err
+	}
+	opts, err := mf.options(log, 0)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, max(cf.timeout, time.Second))
+	c, err := cf.dial(dctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	mirror, err := mount.NewMirror(ctx, c, mount.MirrorOptions{Root: opts.Root, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer mirror.Close()
+	m, err := mount.Mount(pos[0], mirror, opts)
+	if err != nil {
+		return fmt.Errorf("mount %s: %w", pos[0], err)
+	}
+	fmt.Fprintf(e.stderr, "doozerfs: mounted %s at %s\n", cf.addr, pos[0])
+	select {
+	case <-ctx.Done():
+	case <-m.Done():
+	}
+	return m.Close()
+}
