@@ -211,3 +211,25 @@ func (t *Tree) bindLocked(path string, from, to int64) {
 		s[path] = struct{}{}
 	}
 }
+
+// Reset makes t hold src's current state — revision, tree, leases — with a
+// history window that starts afresh at that revision: readers of older
+// revisions get TOO_LATE. A replica calls it, from the apply goroutine,
+// when it installs a snapshot received from a peer; src must not be used
+// afterwards. The revision may not go backwards.
+func (t *Tree) Reset(src *Tree) error {
+	v := src.cur.Load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur := t.cur.Load(); v.rev < cur.rev {
+		return Errorf(KindBadRequest, "", "reset to revision %d below the current %d", v.rev, cur.rev)
+	}
+	clear(t.hist)
+	t.hist = []*View{v}
+	t.base = v.rev
+	t.leases = src.leases
+	t.lastLease = src.lastLease
+	t.bound = src.bound
+	t.cur.Store(v)
+	return nil
+}
