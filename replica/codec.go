@@ -225,3 +225,85 @@ func encodeCheckpoint(slot, index uint64) []byte {
 	e.u(index)
 	return e.b
 }
+
+// Message flags, one byte.
+const (
+	msgReject = 1 << iota
+	msgForce
+)
+
+// maxMsgEntries bounds the entries and values a decoded message may claim,
+// on top of the bytes it has left.
+const maxMsgEntries = 1 << 20
+
+// encodeMessage appends the binary form of a consensus message
+// (docs/protocol.md, "Peer connections").
+func encodeMessage(dst []byte, m *consensus.Message) []byte {
+	e := enc{b: dst}
+	e.byte(uint8(m.Type))
+	e.u(m.From)
+	e.u(m.To)
+	e.u(m.Ballot.Round)
+	e.u(m.Ballot.Node)
+	e.u(m.Commit)
+	e.u(m.Slot)
+	e.u(m.Last)
+	e.u(m.Round)
+	var fl uint8
+	if m.Reject {
+		fl |= msgReject
+	}
+	if m.Force {
+		fl |= msgForce
+	}
+	e.byte(fl)
+	e.u(uint64(len(m.Entries)))
+	for i := range m.Entries {
+		appendEntry(&e, &m.Entries[i])
+	}
+	e.u(uint64(len(m.Values)))
+	for _, v := range m.Values {
+		e.u(v.ID.Node)
+		e.u(v.ID.Seq)
+		e.bytes(v.Data)
+	}
+	e.bytes(m.Context)
+	return e.b
+}
+
+// decodeMessage reads what encodeMessage wrote. The message's byte slices
+// alias b.
+func decodeMessage(b []byte) (consensus.Message, error) {
+	d := dec{b: b}
+	var m consensus.Message
+	m.Type = consensus.MsgType(d.byte())
+	m.From = d.u()
+	m.To = d.u()
+	m.Ballot.Round = d.u()
+	m.Ballot.Node = d.u()
+	m.Commit = d.u()
+	m.Slot = d.u()
+	m.Last = d.u()
+	m.Round = d.u()
+	fl := d.byte()
+	m.Reject = fl&msgReject != 0
+	m.Force = fl&msgForce != 0
+	if n := d.count(4); n > 0 && n <= maxMsgEntries {
+		m.Entries = make([]consensus.Entry, n)
+		for i := range m.Entries {
+			m.Entries[i] = readEntry(&d)
+		}
+	}
+	if n := d.count(3); n > 0 && n <= maxMsgEntries {
+		m.Values = make([]consensus.Value, n)
+		for i := range m.Values {
+			m.Values[i].ID.Node = d.u()
+			m.Values[i].ID.Seq = d.u()
+			m.Values[i].Data = d.bytes()
+		}
+	}
+	if c := d.bytes(); len(c) > 0 {
+		m.Context = c
+	}
+	return m, d.end("peer message")
+}

@@ -19,6 +19,19 @@ type Config struct {
 	DataDir string
 	// Cluster is the cluster's name; HELLO from another cluster is refused.
 	Cluster string
+	// Join lists addresses of members of an existing cluster. A replica
+	// with an empty data directory and no Join founds a new cluster.
+	Join []string
+	// Voters is how many voters the leader keeps when enough healthy
+	// members exist: 1, 3, 5 or 7.
+	Voters int
+	// DeadTimeout is how long a voter may be reported dead by gossip
+	// before the leader replaces or removes it.
+	DeadTimeout time.Duration
+	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
+	GossipKey []byte
+	// Gossip tunes memberlist's timings (nil: LAN defaults). For tests.
+	GossipFast bool
 
 	// History is how many revisions stay readable (WAIT, WATCH, GET --rev).
 	History int
@@ -40,6 +53,8 @@ type Config struct {
 	Secret, ROSecret string
 	// TLS, if set, wraps every accepted connection.
 	TLS *tls.Config
+	// PeerTLS, if set, is used to dial other replicas.
+	PeerTLS *tls.Config
 
 	// Repair lets start-up keep a copy of a damaged WAL segment or snapshot
 	// and go on from the last good record.
@@ -62,6 +77,9 @@ type Config struct {
 
 	// Logger receives the replica's log; nil discards it.
 	Logger *slog.Logger
+
+	// disc replaces gossip in tests.
+	disc discovery
 }
 
 // DefaultConfig returns the defaults of `doozerfs serve`.
@@ -70,6 +88,8 @@ func DefaultConfig() Config {
 		Addr:          "127.0.0.1:8046",
 		DataDir:       "data",
 		Cluster:       "doozerfs",
+		Voters:        3,
+		DeadTimeout:   30 * time.Second,
 		History:       fs.DefaultHistory,
 		MaxBody:       1 << 20,
 		WriteTimeout:  10 * time.Second,
@@ -92,6 +112,19 @@ func (c *Config) check() error {
 	}
 	if c.Cluster == "" {
 		c.Cluster = d.Cluster
+	}
+	switch c.Voters {
+	case 0:
+		c.Voters = d.Voters
+	case 1, 3, 5, 7:
+	default:
+		return fmt.Errorf("replica: --voters %d: must be 1, 3, 5 or 7", c.Voters)
+	}
+	if c.DeadTimeout <= 0 {
+		c.DeadTimeout = d.DeadTimeout
+	}
+	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
+		return fmt.Errorf("replica: gossip key of %d bytes: must be 16, 24 or 32", n)
 	}
 	if c.History <= 0 {
 		c.History = d.History

@@ -3,7 +3,6 @@ package replica
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -29,6 +28,10 @@ func (r *Replica) loop() {
 			r.node.Tick()
 			r.expireHeld(now)
 			r.leases.tick(r, now)
+			if now.Sub(r.policyAt) >= policyEvery {
+				r.policyAt = now
+				r.policy(now)
+			}
 		case p := <-r.propc:
 			r.submit(p)
 		drain:
@@ -50,6 +53,21 @@ func (r *Replica) loop() {
 			}
 		case s := <-r.snapDone:
 			r.finishSnapshot(s)
+		case m := <-r.stepc:
+			r.step(m)
+		steps:
+			for range 4096 {
+				select {
+				case m := <-r.stepc:
+					r.step(m)
+				default:
+					break steps
+				}
+			}
+		case p := <-r.installc:
+			r.offer(p)
+		case rep := <-r.snapReportc:
+			r.node.ReportSnapshot(rep.to, rep.ok)
 		}
 		if err := r.process(); err != nil {
 			r.log.Error("replica stopping on a storage error", "err", err)
@@ -128,13 +146,17 @@ func (r *Replica) process() error {
 	for r.node.HasReady() {
 		rd := r.node.Ready()
 		if rd.Snapshot != nil {
-			return fmt.Errorf("replica: consensus asked to install the snapshot of slot %d, which only a cluster member receiving a snapshot transfer can do", rd.Snapshot.Slot)
+			if err := r.install(rd.Snapshot); err != nil {
+				return err
+			}
 		}
 		if err := r.persist(&rd); err != nil {
 			return err
 		}
+		r.peers.send(rd.Messages)
 		for _, st := range rd.SendSnapshots {
-			r.node.ReportSnapshot(st.To, false)
+			r.bg.Add(1)
+			go r.sendSnapshot(st.To)
 		}
 		r.apply(rd.Committed)
 		for _, rs := range rd.ReadStates {
@@ -154,6 +176,7 @@ func (r *Replica) process() error {
 		r.node.Advance(rd)
 	}
 	st := r.node.Status()
+	r.cstatus.Store(&st)
 	r.leader.Store(st.Leader)
 	r.role.Store(uint32(st.Role))
 	if st.Leader != 0 && len(r.held) > 0 {

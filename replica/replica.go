@@ -42,7 +42,13 @@ type Replica struct {
 	fatal   atomic.Pointer[error]
 	snapRev atomic.Int64 // revision of the newest snapshot saved
 
-	srv *server
+	srv   *server
+	peers *peers
+	bg    sync.WaitGroup // peer links and snapshot transfers
+
+	stepc       chan consensus.Message
+	installc    chan *pendingInstall
+	snapReportc chan snapReport
 
 	sessMu  sync.Mutex
 	sess    int64 // the session lease, 0 before the first SessionLease
@@ -68,6 +74,16 @@ type Replica struct {
 	snapRetry  time.Time           // no snapshot attempt before this time
 	entryIndex map[uint64]uint64   // WAL index of the newest record of each slot not yet applied
 	leases     leaseClock
+	pending    *pendingInstall // a received snapshot consensus has taken
+	disc       discovery       // gossip; nil for a replica without peers
+	namesMu    sync.Mutex
+	names      map[uint64]string // member names learnt from gossip (namesMu)
+	cstatus    atomic.Pointer[consensus.Status] // published after every Ready
+	removeReq  map[uint64]bool   // members asked to be removed for good
+	ctlPending bool              // a /ctl/node update is in flight
+	ctlAt      time.Time
+	policyAt   time.Time
+	ctlRes     chan propResult
 }
 
 // proposal is one mutation on its way through consensus.
@@ -160,7 +176,14 @@ func open(cfg Config) (*Replica, error) {
 		reads:      make(map[uint64]*readReq),
 		snapDone:   make(chan snapResult, 1),
 		entryIndex: make(map[uint64]uint64),
+		stepc:       make(chan consensus.Message, 4096),
+		installc:    make(chan *pendingInstall),
+		snapReportc: make(chan snapReport, 16),
+		names:       make(map[uint64]string),
+		removeReq:   make(map[uint64]bool),
 	}
+	r.peers = newPeers(r)
+	r.disc = cfg.disc
 	if err := r.recover(); err != nil {
 		dd.Close()
 		return nil, err
@@ -181,9 +204,24 @@ func (r *Replica) recover() error {
 	}
 	fsCfg := fs.Config{History: r.cfg.History}
 	var hdr *snapHeader
+	joining := false
 	switch {
+	case !haveSnap && len(r.cfg.Join) > 0:
+		// Joining an existing cluster: start knowing nothing, and wait for
+		// the leader to add this replica and send it a snapshot.
+		if !haveID {
+			id = identity{ID: newID(), Cluster: r.cfg.Cluster}
+			if err := writeIdentity(r.cfg.DataDir, id); err != nil {
+				return err
+			}
+		}
+		joining = true
+		r.tree = fs.New(fsCfg)
+		hdr = &snapHeader{Dedup: make(dedup)}
+		r.snapIndex = r.dd.WAL.FirstIndex()
+		r.log.Info("joining a cluster", "join", r.cfg.Join, "id", id.ID)
 	case !haveSnap && haveID:
-		return fmt.Errorf("replica: %s has an identity but no snapshot; it cannot be started (restore a snapshot into a new directory)", r.cfg.DataDir)
+		return fmt.Errorf("replica: %s has an identity but no snapshot; start it with --join to fetch one from the cluster", r.cfg.DataDir)
 	case !haveSnap:
 		// A new cluster of one.
 		id = identity{ID: newID(), Cluster: r.cfg.Cluster}
@@ -229,6 +267,7 @@ func (r *Replica) recover() error {
 		return fmt.Errorf("replica: %s belongs to cluster %q, not %q", r.cfg.DataDir, id.Cluster, r.cfg.Cluster)
 	}
 	r.id = id.ID
+	r.names[r.id] = r.cfg.Name
 	r.conf = hdr.Config
 	r.lastTime = hdr.LastTime
 	r.dedup = hdr.Dedup
@@ -237,6 +276,9 @@ func (r *Replica) recover() error {
 	r.snapRev.Store(r.tree.Rev())
 
 	st := consensus.State{Snapshot: consensus.SnapshotMeta{Slot: hdr.Slot, Config: hdr.Config}, Applied: hdr.Slot}
+	if joining {
+		st = consensus.State{}
+	}
 	var records int
 	err = r.dd.WAL.Replay(r.snapIndex, func(index uint64, rec wal.Record) error {
 		records++
@@ -332,6 +374,7 @@ func (r *Replica) Close() error {
 		}
 		close(r.stopc)
 		<-r.donec
+		r.bg.Wait()
 		err = r.dd.Close()
 		r.log.Info("replica stopped", "rev", r.tree.Rev())
 	})

@@ -113,6 +113,10 @@ func (s *server) handle(nc net.Conn) {
 	switch hello.Kind {
 	case wire.ConnClient:
 		s.serveClient(c, nc, access)
+	case wire.ConnPeer:
+		c2 := wire.NewConn(nc, s.r.peerMaxFrame())
+		_ = c
+		s.r.servePeer(c2, nc)
 	default:
 		c.WriteResponse(wire.ErrorResponse(0, &fs.Error{Kind: fs.KindBadRequest,
 			Detail: "this replica does not take " + string(hello.Kind) + " connections"}))

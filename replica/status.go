@@ -45,31 +45,67 @@ func (r *Replica) roleName() string {
 
 // leaderName is the name of the leader as far as this replica knows.
 func (r *Replica) leaderName() string {
-	switch l := r.leader.Load(); l {
-	case 0:
-		return ""
-	case r.id:
-		return r.cfg.Name
-	default:
-		return ""
+	if l := r.leader.Load(); l != 0 {
+		return r.nameOf(l)
 	}
+	return ""
 }
 
-// members lists the cluster's members as this replica knows them. Until
-// clustering, that is itself.
+// consensusStatus returns the status the loop published last.
+func (r *Replica) consensusStatus() consensus.Status {
+	if p := r.cstatus.Load(); p != nil {
+		return *p
+	}
+	return consensus.Status{ID: r.id}
+}
+
+// voterCount is the number of voters in the membership known here.
+func (r *Replica) voterCount() int { return len(r.consensusStatus().Membership.Voters) }
+
+// members lists the cluster's members as this replica knows them.
 func (r *Replica) members() []wire.Member {
-	return []wire.Member{{
-		Name:    r.cfg.Name,
-		ID:      r.id,
-		Addr:    r.Addr(),
-		Role:    r.roleName(),
-		State:   wire.StateAlive,
-		Leader:  r.leader.Load() == r.id,
-		Applied: r.tree.Rev(),
-	}}
+	st := r.consensusStatus()
+	alive := map[uint64]string{}
+	if r.disc != nil {
+		for _, v := range r.disc.views() {
+			if v.Alive {
+				alive[v.ID] = wire.StateAlive
+			} else {
+				alive[v.ID] = wire.StateDead
+			}
+		}
+	}
+	match := map[uint64]consensus.PeerStatus{}
+	for _, p := range st.Peers {
+		match[p.ID] = p
+	}
+	var out []wire.Member
+	add := func(id uint64, role string) {
+		m := wire.Member{Name: r.nameOf(id), ID: id, Role: role, Leader: id == st.Leader, State: alive[id]}
+		if id == r.id {
+			m.Addr, m.State, m.Applied = r.Addr(), wire.StateAlive, r.tree.Rev()
+		} else {
+			m.Addr, _ = r.peers.addr(id)
+		}
+		if m.State == "" {
+			m.State = wire.StateSuspect
+		}
+		out = append(out, m)
+	}
+	for _, id := range st.Membership.Voters {
+		add(id, wire.RoleVoter)
+	}
+	for _, id := range st.Membership.Learners {
+		add(id, wire.RoleLearner)
+	}
+	if len(out) == 0 {
+		add(r.id, r.roleName())
+	}
+	return out
 }
 
 func (r *Replica) self() *wire.Self {
+	st := r.consensusStatus()
 	return &wire.Self{
 		Name:    r.cfg.Name,
 		ID:      r.id,
@@ -78,6 +114,7 @@ func (r *Replica) self() *wire.Self {
 		Role:    r.roleName(),
 		Leader:  r.leaderName(),
 		Applied: r.tree.Rev(),
+		Lag:     int64(st.Commit - min(st.Commit, st.Applied)),
 		Version: r.cfg.Version,
 	}
 }
