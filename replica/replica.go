@@ -77,10 +77,10 @@ type Replica struct {
 	pending    *pendingInstall // a received snapshot consensus has taken
 	disc       discovery       // gossip; nil for a replica without peers
 	namesMu    sync.Mutex
-	names      map[uint64]string // member names learnt from gossip (namesMu)
+	names      map[uint64]string                // member names learnt from gossip (namesMu)
 	cstatus    atomic.Pointer[consensus.Status] // published after every Ready
-	removeReq  map[uint64]bool   // members asked to be removed for good
-	ctlPending bool              // a /ctl/node update is in flight
+	removeReq  map[uint64]bool                  // members asked to be removed for good
+	ctlPending bool                             // a /ctl/node update is in flight
 	ctlAt      time.Time
 	policyAt   time.Time
 	ctlRes     chan propResult
@@ -165,17 +165,17 @@ func open(cfg Config) (*Replica, error) {
 		}
 	}
 	r := &Replica{
-		cfg:        cfg,
-		log:        cfg.Logger,
-		dd:         dd,
-		propc:      make(chan *proposal, 1024),
-		readc:      make(chan *readReq, 1024),
-		stopc:      make(chan struct{}),
-		donec:      make(chan struct{}),
-		waiters:    make(map[consensus.ProposalID]*proposal),
-		reads:      make(map[uint64]*readReq),
-		snapDone:   make(chan snapResult, 1),
-		entryIndex: make(map[uint64]uint64),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		dd:          dd,
+		propc:       make(chan *proposal, 1024),
+		readc:       make(chan *readReq, 1024),
+		stopc:       make(chan struct{}),
+		donec:       make(chan struct{}),
+		waiters:     make(map[consensus.ProposalID]*proposal),
+		reads:       make(map[uint64]*readReq),
+		snapDone:    make(chan snapResult, 1),
+		entryIndex:  make(map[uint64]uint64),
 		stepc:       make(chan consensus.Message, 4096),
 		installc:    make(chan *pendingInstall),
 		snapReportc: make(chan snapReport, 16),
