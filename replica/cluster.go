@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sort"
@@ -85,9 +86,9 @@ func (r *Replica) policy(now time.Time) {
 		}
 	}
 	// An explicit removal first.
-	for id := range r.removeReq {
+	removed := r.removed()
+	for id := range removed {
 		if !m.IsVoter(id) && !m.IsLearner(id) {
-			delete(r.removeReq, id)
 			continue
 		}
 		if propose(consensus.ConfChange{Type: consensus.ConfRemove, Node: id}, "members remove") {
@@ -102,7 +103,7 @@ func (r *Replica) policy(now time.Time) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		v := byID[id]
-		if id == r.id || !v.Alive || m.IsVoter(id) || m.IsLearner(id) || r.removeReq[id] {
+		if id == r.id || !v.Alive || m.IsVoter(id) || m.IsLearner(id) || removed[id] {
 			continue
 		}
 		if propose(consensus.ConfChange{Type: consensus.ConfAddLearner, Node: id}, "joined") {
@@ -221,4 +222,59 @@ func (r *Replica) nameOf(id uint64) string {
 		name = "id-" + strconv.FormatUint(id, 10)
 	}
 	return name
+}
+
+// removedDir lists, by id, the members removed for good with `members
+// remove`: the policy removes them and never adds them back.
+const removedDir = "/ctl/removed"
+
+// removed returns the ids under /ctl/removed.
+func (r *Replica) removed() map[uint64]bool {
+	out := map[uint64]bool{}
+	ents, err := r.tree.View().GetDir(removedDir)
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		if id, err := strconv.ParseUint(e.Name, 10, 64); err == nil {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// RemoveMember removes the member called name for good: it records the
+// removal under /ctl/removed through consensus, so whichever replica leads
+// carries it out, and waits until the member has left the membership.
+func (r *Replica) RemoveMember(ctx context.Context, name string) error {
+	st := r.consensusStatus()
+	var id uint64
+	for _, m := range append(slices.Clone(st.Membership.Voters), st.Membership.Learners...) {
+		if r.nameOf(m) == name {
+			id = m
+		}
+	}
+	if id == 0 {
+		return &fs.Error{Kind: fs.KindNoEnt, Path: name, Detail: "no member has this name"}
+	}
+	if len(st.Membership.Voters) == 1 && st.Membership.IsVoter(id) {
+		return &fs.Error{Kind: fs.KindOther, Path: name, Detail: "the last voter cannot be removed"}
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	p := removedDir + "/" + strconv.FormatUint(id, 10)
+	if _, err := r.proposeAs(ctx, &fs.Mutation{Kind: fs.MutTxn, Ops: []fs.Op{{Kind: fs.OpSet, Path: p, Rev: fs.Clobber, Body: []byte(name)}}}, true); err != nil {
+		return err
+	}
+	for {
+		m := r.consensusStatus().Membership
+		if !m.IsVoter(id) && !m.IsLearner(id) {
+			return nil
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctxErr(ctx, "the member was not removed in time (is a quorum left without it?)")
+		}
+	}
 }

@@ -48,23 +48,44 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func TestThreeReplicasStaticDiscovery(t *testing.T) {
-	disc := &staticDisc{}
+// startCluster starts n replicas that find each other through disc.
+func startCluster(t *testing.T, n int, disc *staticDisc, tweak func(*Config)) ([]*Replica, []Config) {
+	t.Helper()
 	var rs []*Replica
-	for i := range 3 {
+	var cfgs []Config
+	for i := range n {
 		cfg := testConfig(t, t.TempDir())
 		cfg.Name = fmt.Sprintf("r%d", i+1)
 		cfg.disc = disc
 		if i > 0 {
 			cfg.Join = []string{rs[0].Addr()}
 		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
 		r := startReplica(t, cfg)
 		disc.set(peerView{ID: r.ID(), Name: cfg.Name, Addr: r.Addr(), Alive: true})
+		cfg.Addr = r.Addr() // restart on the same address
 		rs = append(rs, r)
+		cfgs = append(cfgs, cfg)
 	}
-	waitFor(t, "three voters", 20*time.Second, func() bool {
-		return rs[0].voterCount() == 3
-	})
+	want := min(n, 3)
+	waitFor(t, fmt.Sprintf("%d voters", want), 30*time.Second, func() bool { return rs[0].voterCount() == want })
+	return rs, cfgs
+}
+
+func leaderOf(rs []*Replica) *Replica {
+	for _, r := range rs {
+		if r != nil && !r.closed.Load() && r.leader.Load() == r.id {
+			return r
+		}
+	}
+	return nil
+}
+
+func TestThreeReplicasStaticDiscovery(t *testing.T) {
+	disc := &staticDisc{}
+	rs, _ := startCluster(t, 3, disc, nil)
 	ctx := testCtx(t)
 	c0, err := wire.Dial(ctx, []string{rs[0].Addr()}, wire.Options{})
 	if err != nil {
@@ -90,5 +111,98 @@ func TestThreeReplicasStaticDiscovery(t *testing.T) {
 	if err != nil || rev2 <= rev {
 		t.Fatalf("write forwarded from r3: rev %d err %v", rev2, err)
 	}
-	_ = context.Background
+}
+
+func TestLeaderFailoverAndRestartCatchesUp(t *testing.T) {
+	disc := &staticDisc{}
+	rs, cfgs := startCluster(t, 3, disc, nil)
+	ctx := testCtx(t)
+	old := leaderOf(rs)
+	if old == nil {
+		t.Fatal("no leader")
+	}
+	var i int
+	for j, r := range rs {
+		if r == old {
+			i = j
+		}
+	}
+	if _, err := old.Txn(ctx, []fs.Op{{Kind: fs.OpSet, Path: "/before", Rev: fs.Clobber, Body: []byte("b")}}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	other := rs[(i+1)%3]
+	start := time.Now()
+	var rev int64
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		var err error
+		rev, err = other.Txn(wctx, []fs.Op{{Kind: fs.OpSet, Path: "/after", Rev: fs.Clobber, Body: []byte("a")}})
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("no write committed %v after the leader died: %v", time.Since(start), err)
+		}
+	}
+	t.Logf("first write after the leader died committed in %v", time.Since(start))
+	// The old leader restarts on its data directory and catches up.
+	r := startReplica(t, cfgs[i])
+	rs[i] = r
+	if err := r.waitRev(ctx, rev); err != nil {
+		t.Fatalf("restarted replica did not catch up to %d: %v", rev, err)
+	}
+	if body, _, err := r.tree.View().Get("/after"); err != nil || string(body) != "a" {
+		t.Fatalf("restarted replica reads %q %v", body, err)
+	}
+}
+
+func TestMemberRemoveAndDeadVoterReplaced(t *testing.T) {
+	disc := &staticDisc{}
+	rs, _ := startCluster(t, 4, disc, func(c *Config) { c.DeadTimeout = 300 * time.Millisecond })
+	ctx := testCtx(t)
+	// r4 is a learner (voters: 3). Kill a voter that is not the leader: r4
+	// replaces it.
+	lead := leaderOf(rs)
+	var victim *Replica
+	for _, r := range rs[:3] {
+		if r != lead && lead.consensusStatus().Membership.IsVoter(r.id) {
+			victim = r
+			break
+		}
+	}
+	if victim == nil {
+		t.Fatal("no follower voter to kill")
+	}
+	victim.Close()
+	disc.set(peerView{ID: victim.id, Name: victim.cfg.Name, Addr: victim.Addr(), Alive: false, DeadSince: time.Now()})
+	waitFor(t, "the dead voter replaced", 20*time.Second, func() bool {
+		m := lead.consensusStatus().Membership
+		return len(m.Voters) == 3 && !m.IsVoter(victim.id) && !m.IsLearner(victim.id)
+	})
+	// members remove: through a follower.
+	var follower, target *Replica
+	for _, r := range rs {
+		if r != lead && r != victim {
+			if follower == nil {
+				follower = r
+			} else {
+				target = r
+			}
+		}
+	}
+	if err := follower.RemoveMember(ctx, target.cfg.Name); err != nil {
+		t.Fatal(err)
+	}
+	m := lead.consensusStatus().Membership
+	if m.IsVoter(target.id) || m.IsLearner(target.id) {
+		t.Fatalf("%s still a member: %+v", target.cfg.Name, m)
+	}
+	if err := follower.RemoveMember(ctx, "nobody"); fs.KindOf(err) != fs.KindNoEnt {
+		t.Fatalf("removing an unknown name: %v", err)
+	}
+	if _, err := follower.Txn(ctx, []fs.Op{{Kind: fs.OpSet, Path: "/still", Rev: fs.Clobber, Body: []byte("ok")}}); err != nil {
+		t.Fatalf("write after removal: %v", err)
+	}
 }

@@ -79,7 +79,6 @@ type Replica struct {
 	namesMu    sync.Mutex
 	names      map[uint64]string                // member names learnt from gossip (namesMu)
 	cstatus    atomic.Pointer[consensus.Status] // published after every Ready
-	removeReq  map[uint64]bool                  // members asked to be removed for good
 	ctlPending bool                             // a /ctl/node update is in flight
 	ctlAt      time.Time
 	policyAt   time.Time
@@ -140,13 +139,15 @@ func Open(cfg Config) (*Replica, error) {
 		}
 		return nil, err
 	}
-	go r.loop()
 	if ln != nil {
 		r.srv = newServer(r, ln)
-		go r.srv.serve()
 	}
 	r.log.Info("replica started", "id", r.id, "name", cfg.Name, "addr", r.Addr(), "data", cfg.DataDir,
 		"rev", r.tree.Rev(), "slot", r.applied)
+	go r.loop()
+	if r.srv != nil {
+		go r.srv.serve()
+	}
 	return r, nil
 }
 
@@ -180,7 +181,6 @@ func open(cfg Config) (*Replica, error) {
 		installc:    make(chan *pendingInstall),
 		snapReportc: make(chan snapReport, 16),
 		names:       make(map[uint64]string),
-		removeReq:   make(map[uint64]bool),
 	}
 	r.peers = newPeers(r)
 	r.disc = cfg.disc
@@ -397,10 +397,16 @@ var errStopped = &fs.Error{Kind: fs.KindUnavailable, Detail: "the replica is shu
 
 // propose sends m through consensus and waits until it is applied here.
 func (r *Replica) propose(ctx context.Context, m *fs.Mutation) (fs.Result, error) {
+	return r.proposeAs(ctx, m, false)
+}
+
+// proposeAs is propose, for the replica's own mutations too (system may
+// write under /ctl).
+func (r *Replica) proposeAs(ctx context.Context, m *fs.Mutation, system bool) (fs.Result, error) {
 	if r.closed.Load() {
 		return fs.Result{}, errStopped
 	}
-	m.System = false
+	m.System = system
 	m.Time = time.Now().UnixNano()
 	data, err := m.MarshalBinary()
 	if err != nil {

@@ -367,6 +367,8 @@ func (cc *clientConn) write(ctx context.Context, req *wire.Request) *wire.Respon
 		resp.TTL, err = r.LeaseRenew(ctx, req.Lease)
 	case wire.VerbLeaseRevoke:
 		resp.Rev, err = r.LeaseRevoke(ctx, req.Lease)
+	case wire.VerbRemove:
+		err = r.RemoveMember(ctx, req.Path)
 	default:
 		err = &fs.Error{Kind: fs.KindUnknownVerb, Detail: req.Verb.String()}
 	}

@@ -144,6 +144,14 @@ func (c *Client) LeaseRevoke(ctx context.Context, id int64) error {
 	return err
 }
 
+// RemoveMember removes the member called name from the cluster for good:
+// the leader proposes its removal and it will not be added again while it
+// keeps its identity. It returns once the removal is committed.
+func (c *Client) RemoveMember(ctx context.Context, name string) error {
+	_, err := c.s.do(ctx, &Request{Verb: VerbRemove, Path: name})
+	return err
+}
+
 // Members returns the cluster's members as the replica sees them.
 func (c *Client) Members(ctx context.Context) ([]Member, error) {
 	resp, err := c.read(ctx, &Request{Verb: VerbMembers})

@@ -58,6 +58,7 @@ var reqRequired = [...]uint32{
 	VerbLeaseRenew:  rqLease,
 	VerbLeaseRevoke: rqLease,
 	VerbSnapshot:    0,
+	VerbRemove:      rqPath,
 }
 
 // AppendRequest appends req to dst as a complete frame (length prefix and

@@ -28,6 +28,7 @@ const (
 	VerbMembers     Verb = 17 // the cluster's members as this replica sees them
 	VerbSelf        Verb = 18 // this replica
 	VerbSnapshot    Verb = 19 // stream a consistent snapshot of the store
+	VerbRemove      Verb = 20 // remove the member named Path from the cluster for good
 )
 
 var verbNames = [...]string{
@@ -50,6 +51,7 @@ var verbNames = [...]string{
 	VerbMembers:     "MEMBERS",
 	VerbSelf:        "SELF",
 	VerbSnapshot:    "SNAPSHOT",
+	VerbRemove:      "MEMBER_REMOVE",
 }
 
 // Valid reports whether v is a verb of this protocol version.
