@@ -30,8 +30,18 @@ func init() {
 				s.Name, s.ID, s.Addr, s.Cluster, s.Role, leader, s.Applied, s.Lag, s.Version)
 			return tw.Flush()
 		}))
-	register("members", clientCommand("", "the cluster's members as this replica sees them", [2]int{0, 0}, nil,
-		func(ctx context.Context, e *env, c *wire.Client, _ *clientFlags, _ []string) error {
+	register("members", clientCommand("[remove NAME]", "the cluster's members as this replica sees them; remove one for good", [2]int{0, 2}, nil,
+		func(ctx context.Context, e *env, c *wire.Client, _ *clientFlags, args []string) error {
+			if len(args) > 0 {
+				if args[0] != "remove" || len(args) != 2 {
+					return usagef("members takes no arguments, or remove NAME")
+				}
+				if err := c.RemoveMember(ctx, args[1]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "removed %s\n", args[1])
+				return nil
+			}
 			ms, err := c.Members(ctx)
 			if err != nil {
 				return err

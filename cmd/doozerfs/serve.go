@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -91,6 +92,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (WAL, snapshots, identity)")
 	f.StringVar(&cfg.Name, "name", host, "this replica's name in the cluster")
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "the cluster's name")
+	join := f.String("join", "", "addresses of members of the cluster to join, comma-separated (none: found a new cluster on an empty data dir)")
+	f.IntVar(&cfg.Voters, "voters", cfg.Voters, "voters to keep when enough members are healthy: 1, 3, 5 or 7")
+	f.DurationVar(&cfg.DeadTimeout, "dead-timeout", cfg.DeadTimeout, "replace or remove a voter gossip has reported dead this long")
+	gossipKey := f.String("gossip-key", e.getenv("DOOZERFS_GOSSIP_KEY"), "base64 key (16, 24 or 32 bytes) encrypting gossip (env DOOZERFS_GOSSIP_KEY)")
 	f.IntVar(&cfg.History, "history", cfg.History, "revisions kept readable for WAIT, WATCH and reads at a past revision")
 	f.IntVar(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest file body in bytes")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "answer a write TIMEOUT after this long")
@@ -119,6 +124,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	cfg.Logger = log
 	cfg.Version = Version
+	cfg.Join = splitList(*join)
+	if *gossipKey != "" {
+		k, err := base64.StdEncoding.DecodeString(*gossipKey)
+		if err != nil {
+			return usagef("--gossip-key: not base64: %v", err)
+		}
+		cfg.GossipKey = k
+	}
 	if tlsCert != "" || tlsKey != "" {
 		tc, err := serverTLS(tlsCert, tlsKey, tlsCA)
 		if err != nil {
