@@ -80,6 +80,8 @@ type Config struct {
 
 	// disc replaces gossip in tests.
 	disc discovery
+	// faults cuts links between replicas in tests.
+	faults *netFaults
 }
 
 // DefaultConfig returns the defaults of `doozerfs serve`.

@@ -96,7 +96,7 @@ func (p *peers) addr(id uint64) (string, <-chan struct{}) {
 func (p *peers) send(msgs []consensus.Message) {
 	for i := range msgs {
 		m := &msgs[i]
-		if m.To == 0 || m.To == p.r.id {
+		if m.To == 0 || m.To == p.r.id || p.r.cfg.faults.blocked(p.r.id, m.To) {
 			continue
 		}
 		frame := appendPeerFrame(nil, peerMsg, func(b []byte) []byte { return encodeMessage(b, m) })
@@ -294,7 +294,7 @@ func (r *Replica) servePeer(c *wire.Conn, nc net.Conn) {
 				r.log.Warn("bad peer message; closing", "remote", nc.RemoteAddr().String(), "err", err)
 				return
 			}
-			if m.To != r.id {
+			if m.To != r.id || r.cfg.faults.blocked(m.From, r.id) {
 				continue
 			}
 			// The message's slices alias the read buffer: copy them out.
