@@ -458,7 +458,7 @@ func (r *Replica) sendSnapshot(to uint64) {
 		}
 	}()
 	addr, _ := r.peers.addr(to)
-	if addr == "" {
+	if addr == "" || r.cfg.faults.blocked(r.id, to) {
 		return
 	}
 	sn, found, err := r.dd.Snapshots.Latest()
