@@ -78,6 +78,10 @@ func report(w io.Writer, name string, c *command, err error) int {
 	if err == nil {
 		return exitOK
 	}
+	var es *exitStatus
+	if errors.As(err, &es) {
+		return es.code // the child of `lock` already spoke
+	}
 	if errors.Is(err, errUsage) {
 		fmt.Fprintf(w, "doozerfs %s: %v\nusage: doozerfs %s %s\n", name, err, name, c.usage)
 		return exitUsage
