@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,12 +49,27 @@ func (cf *clientFlags) dial(ctx context.Context) (*wire.Client, error) {
 		return nil, usagef("%v", err)
 	}
 	opts.TLS = tc
-	return wire.Dial(ctx, splitList(cf.addr), opts)
+	c, err := wire.Dial(ctx, splitList(cf.addr), opts)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// --timeout ended the dial: no replica answered, which is exit
+		// status 3 like a refused connection, not a refusal by the store.
+		return nil, &fs.Error{Kind: fs.KindUnavailable,
+			Detail: fmt.Sprintf("no replica reachable: none of %s answered within --timeout %v", cf.addr, cf.timeout)}
+	}
+	return c, err
 }
 
 // clientCommand wraps a command body that needs a connected client, parsing
 // the common flags plus any the command adds through extra.
 func clientCommand(usage, help string, nargs [2]int, extra func(*flag.FlagSet),
+	body func(ctx context.Context, e *env, c *wire.Client, cf *clientFlags, args []string) error) *command {
+	return checkedClientCommand(usage, help, nargs, nil, extra, body)
+}
+
+// checkedClientCommand is clientCommand with check run on the positional
+// arguments before dialling, so that a usage mistake is exit status 2 even
+// when no replica is reachable.
+func checkedClientCommand(usage, help string, nargs [2]int, check func(args []string) error, extra func(*flag.FlagSet),
 	body func(ctx context.Context, e *env, c *wire.Client, cf *clientFlags, args []string) error) *command {
 	return &command{usage: usage, help: help, run: func(ctx context.Context, e *env, args []string) error {
 		fset, cf := newClientFlags(e, usage)
@@ -66,6 +82,11 @@ func clientCommand(usage, help string, nargs [2]int, extra func(*flag.FlagSet),
 		}
 		if len(pos) < nargs[0] || (nargs[1] >= 0 && len(pos) > nargs[1]) {
 			return usagef("wrong number of arguments")
+		}
+		if check != nil {
+			if err := check(pos); err != nil {
+				return err
+			}
 		}
 		if cf.timeout > 0 {
 			var cancel context.CancelFunc
@@ -96,7 +117,7 @@ func init() {
 			_, err = e.stdout.Write(body)
 			return err
 		}))
-	register("set", clientCommand("PATH REV", "write stdin to a file if its rev allows; print the new rev", [2]int{2, 2}, nil,
+	register("set", checkedClientCommand("PATH REV", "write stdin to a file if its rev allows; print the new rev", [2]int{2, 2}, checkRevArg, nil,
 		func(ctx context.Context, e *env, c *wire.Client, _ *clientFlags, a []string) error {
 			rev, err := parseRev(a[1])
 			if err != nil {
@@ -108,7 +129,7 @@ func init() {
 		func(ctx context.Context, e *env, c *wire.Client, _ *clientFlags, a []string) error {
 			return setFromStdin(ctx, e, c, a[0], fs.Missing)
 		}))
-	register("del", clientCommand("PATH REV", "delete a file or an empty directory", [2]int{2, 2}, nil,
+	register("del", checkedClientCommand("PATH REV", "delete a file or an empty directory", [2]int{2, 2}, checkRevArg, nil,
 		func(ctx context.Context, e *env, c *wire.Client, _ *clientFlags, a []string) error {
 			rev, err := parseRev(a[1])
 			if err != nil {
@@ -141,6 +162,12 @@ func init() {
 		}))
 	registerListing()
 	registerWatching()
+}
+
+// checkRevArg checks the REV argument of set and del.
+func checkRevArg(args []string) error {
+	_, err := parseRev(args[1])
+	return err
 }
 
 func setFromStdin(ctx context.Context, e *env, c *wire.Client, path string, rev int64) error {
