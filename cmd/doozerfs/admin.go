@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,7 +31,13 @@ func init() {
 				s.Name, s.ID, s.Addr, s.Cluster, s.Role, leader, s.Applied, s.Lag, s.Version)
 			return tw.Flush()
 		}))
-	register("members", clientCommand("[remove NAME]", "the cluster's members as this replica sees them; remove one for good", [2]int{0, 2}, nil,
+	register("members", checkedClientCommand("[remove NAME]", "the cluster's members as this replica sees them; remove one for good", [2]int{0, 2},
+		func(args []string) error {
+			if len(args) > 0 && (args[0] != "remove" || len(args) != 2) {
+				return usagef("members takes no arguments, or remove NAME")
+			}
+			return nil
+		}, nil,
 		func(ctx context.Context, e *env, c *wire.Client, _ *clientFlags, args []string) error {
 			if len(args) > 0 {
 				if args[0] != "remove" || len(args) != 2 {
@@ -133,6 +140,14 @@ func snapshotRestore(e *env, args []string) error {
 	}
 	if len(pos) != 1 || *dir == "" {
 		return usagef("snapshot restore takes one FILE and --data DIR")
+	}
+	// A restore seeds a new data directory: refuse any directory that
+	// holds something (another replica's data, or files of the user's that
+	// a mistyped --data would mix with ours).
+	if ents, err := os.ReadDir(*dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("cannot restore into %s: the directory is not empty (it holds %s); restore seeds a new data directory", *dir, ents[0].Name())
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	in, err := os.Open(pos[0])
 	if err != nil {
