@@ -206,3 +206,64 @@ func TestMemberRemoveAndDeadVoterReplaced(t *testing.T) {
 		t.Fatalf("write after removal: %v", err)
 	}
 }
+
+// startGossipCluster starts n replicas that find each other by real
+// gossip on loopback, joining through the first.
+func startGossipCluster(t *testing.T, n int, tweak func(*Config)) []*Replica {
+	t.Helper()
+	var rs []*Replica
+	for i := range n {
+		cfg := testConfig(t, t.TempDir())
+		cfg.Name = fmt.Sprintf("g%d", i+1)
+		cfg.GossipFast = true
+		if i > 0 {
+			cfg.Join = []string{rs[0].Addr()}
+		}
+		if tweak != nil {
+			tweak(&cfg)
+		}
+		rs = append(rs, startReplica(t, cfg))
+	}
+	want := min(n, 3)
+	waitFor(t, fmt.Sprintf("%d voters by gossip", want), 30*time.Second, func() bool { return rs[0].voterCount() == want })
+	return rs
+}
+
+func TestGossipJoinAndDeadVoterReplaced(t *testing.T) {
+	rs := startGossipCluster(t, 4, func(c *Config) { c.DeadTimeout = 500 * time.Millisecond })
+	ctx := testCtx(t)
+	lead := leaderOf(rs)
+	if lead == nil {
+		t.Fatal("no leader")
+	}
+	waitFor(t, "four members", 20*time.Second, func() bool {
+		m := lead.consensusStatus().Membership
+		return len(m.Voters)+len(m.Learners) == 4
+	})
+	// /ctl/node lists every member by name.
+	waitFor(t, "/ctl/node", 10*time.Second, func() bool {
+		ents, err := lead.tree.View().GetDir("/ctl/node")
+		return err == nil && len(ents) == 4
+	})
+	var victim *Replica
+	for _, r := range rs {
+		if r != lead && lead.consensusStatus().Membership.IsVoter(r.id) {
+			victim = r
+			break
+		}
+	}
+	// Die without leaving: stop gossip first, then the rest.
+	victim.gossip.Shutdown()
+	victim.Close()
+	waitFor(t, "the dead voter replaced", 30*time.Second, func() bool {
+		m := lead.consensusStatus().Membership
+		return len(m.Voters) == 3 && !m.IsVoter(victim.id) && !m.IsLearner(victim.id)
+	})
+	if _, err := lead.Txn(ctx, []fs.Op{{Kind: fs.OpSet, Path: "/after", Rev: fs.Clobber, Body: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "/ctl/node without the dead member", 10*time.Second, func() bool {
+		_, err := lead.tree.View().Stat("/ctl/node/" + victim.cfg.Name)
+		return fs.KindOf(err) == fs.KindNoEnt
+	})
+}

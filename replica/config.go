@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/doozerfs/doozerfs/fs"
@@ -19,6 +20,9 @@ type Config struct {
 	DataDir string
 	// Cluster is the cluster's name; HELLO from another cluster is refused.
 	Cluster string
+	// Advertise is the address other replicas reach this one at, when it
+	// differs from Addr (Addr binds 0.0.0.0, or sits behind NAT).
+	Advertise string
 	// Join lists addresses of members of an existing cluster. A replica
 	// with an empty data directory and no Join founds a new cluster.
 	Join []string
@@ -111,6 +115,13 @@ func (c *Config) check() error {
 	d := DefaultConfig()
 	if c.DataDir == "" {
 		return fmt.Errorf("replica: no data directory")
+	}
+	if c.Name == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			return fmt.Errorf("replica: no name, and no host name to default to")
+		}
+		c.Name = host
 	}
 	if c.Cluster == "" {
 		c.Cluster = d.Cluster

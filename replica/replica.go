@@ -15,6 +15,7 @@ import (
 
 	"github.com/doozerfs/doozerfs/consensus"
 	"github.com/doozerfs/doozerfs/fs"
+	"github.com/doozerfs/doozerfs/replica/gossip"
 	"github.com/doozerfs/doozerfs/replica/wal"
 )
 
@@ -42,9 +43,11 @@ type Replica struct {
 	fatal   atomic.Pointer[error]
 	snapRev atomic.Int64 // revision of the newest snapshot saved
 
-	srv   *server
-	peers *peers
-	bg    sync.WaitGroup // peer links and snapshot transfers
+	srv      *server
+	gossip   *gossip.Members // nil without a listener, or in tests with disc
+	gossipTr *gossip.Transport
+	peers    *peers
+	bg       sync.WaitGroup // peer links and snapshot transfers
 
 	stepc       chan consensus.Message
 	installc    chan *pendingInstall
@@ -116,31 +119,45 @@ func Open(cfg Config) (*Replica, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	var ln net.Listener
+	var ln *net.TCPListener
+	var udp *net.UDPConn
 	if cfg.Addr != "" {
 		var err error
-		ln, err = net.Listen("tcp", cfg.Addr)
+		ln, udp, err = gossip.Listen(cfg.Addr)
 		if err != nil {
-			return nil, fmt.Errorf("replica: listen on %s: %w", cfg.Addr, err)
+			return nil, fmt.Errorf("replica: listen on %s (TCP and UDP): %w", cfg.Addr, err)
+		}
+	}
+	closeSockets := func() {
+		if ln != nil {
+			ln.Close()
+		}
+		if udp != nil {
+			udp.Close()
 		}
 	}
 	r, err := open(cfg)
 	if err != nil {
-		if ln != nil {
-			ln.Close()
-		}
+		closeSockets()
 		return nil, err
 	}
 	// Apply what the log already holds as chosen before anyone can read.
 	if err := r.process(); err != nil {
 		r.dd.Close()
-		if ln != nil {
-			ln.Close()
-		}
+		closeSockets()
 		return nil, err
 	}
 	if ln != nil {
 		r.srv = newServer(r, ln)
+		if r.disc == nil {
+			if err := r.startGossip(ln, udp); err != nil {
+				r.dd.Close()
+				closeSockets()
+				return nil, err
+			}
+		} else {
+			udp.Close() // a test stands in for gossip
+		}
 	}
 	r.log.Info("replica started", "id", r.id, "name", cfg.Name, "addr", r.Addr(), "data", cfg.DataDir,
 		"rev", r.tree.Rev(), "slot", r.applied)
@@ -369,6 +386,10 @@ func (r *Replica) Close() error {
 	var err error
 	r.once.Do(func() {
 		r.closed.Store(true)
+		if r.gossip != nil {
+			r.gossip.Leave(time.Second)
+			r.gossip.Shutdown()
+		}
 		if r.srv != nil {
 			r.srv.close()
 		}

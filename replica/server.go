@@ -113,6 +113,10 @@ func (s *server) handle(nc net.Conn) {
 	switch hello.Kind {
 	case wire.ConnClient:
 		s.serveClient(c, nc, access)
+	case wire.ConnGossip:
+		if s.r.gossipTr != nil {
+			s.r.gossipTr.HandleWireConn(c)
+		}
 	case wire.ConnPeer:
 		c2 := wire.NewConn(nc, s.r.peerMaxFrame())
 		_ = c

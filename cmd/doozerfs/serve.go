@@ -92,6 +92,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory (WAL, snapshots, identity)")
 	f.StringVar(&cfg.Name, "name", host, "this replica's name in the cluster")
 	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "the cluster's name")
+	f.StringVar(&cfg.Advertise, "advertise", "", "address the other replicas reach this one at (default: --addr)")
+	f.BoolVar(&cfg.GossipFast, "gossip-fast", false, "short gossip timings for clusters on one host (tests): a dead replica is noticed in about a second")
 	join := f.String("join", "", "addresses of members of the cluster to join, comma-separated (none: found a new cluster on an empty data dir)")
 	f.IntVar(&cfg.Voters, "voters", cfg.Voters, "voters to keep when enough members are healthy: 1, 3, 5 or 7")
 	f.DurationVar(&cfg.DeadTimeout, "dead-timeout", cfg.DeadTimeout, "replace or remove a voter gossip has reported dead this long")
