@@ -3,6 +3,8 @@ package replica
 import (
 	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/doozerfs/doozerfs/replica/gossip"
@@ -49,25 +51,60 @@ func (r *Replica) startGossip(ln *net.TCPListener, udp *net.UDPConn) error {
 	}
 	r.gossipTr, r.gossip = tr, ms
 	r.disc = gossipDisc{ms}
-	if len(r.cfg.Join) > 0 {
+	// A restarted replica finds its peers where the replicated state last
+	// saw them, even without --join.
+	join := slices.Clone(r.cfg.Join)
+	for id, addr := range r.knownMembers() {
+		if id != r.id && !slices.Contains(join, addr) {
+			join = append(join, addr)
+		}
+	}
+	if len(join) > 0 {
 		r.bg.Add(1)
-		go r.joinLoop()
+		go r.joinLoop(join)
 	}
 	return nil
 }
 
-// joinLoop joins the cluster through cfg.Join, retrying until one address
-// answers or the replica stops.
-func (r *Replica) joinLoop() {
+// knownMembers reads /ctl/node/*/{id,addr}: the members and addresses the
+// leader last recorded. It also fills the peer address book and names.
+func (r *Replica) knownMembers() map[uint64]string {
+	out := map[uint64]string{}
+	v := r.tree.View()
+	ents, err := v.GetDir("/ctl/node")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		idb, _, err1 := v.Get("/ctl/node/" + e.Name + "/id")
+		addr, _, err2 := v.Get("/ctl/node/" + e.Name + "/addr")
+		id, err3 := strconv.ParseUint(string(idb), 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || id == 0 || len(addr) == 0 {
+			continue
+		}
+		out[id] = string(addr)
+		r.peers.setAddr(id, string(addr))
+		r.namesMu.Lock()
+		if r.names[id] == "" {
+			r.names[id] = e.Name
+		}
+		r.namesMu.Unlock()
+	}
+	return out
+}
+
+// joinLoop joins the cluster through the given addresses, retrying until
+// one answers or the replica stops.
+func (r *Replica) joinLoop(addrs []string) {
 	defer r.bg.Done()
 	backoff := 100 * time.Millisecond
 	for {
-		n, err := r.gossip.Join(r.cfg.Join)
+		n, err := r.gossip.Join(addrs)
 		if n > 0 {
-			r.log.Info("joined gossip", "through", r.cfg.Join, "reached", n)
+			r.log.Info("joined gossip", "through", addrs, "reached", n)
 			return
 		}
-		r.log.Warn("cannot reach any --join address yet; retrying", "join", r.cfg.Join, "err", err, "retry_in", backoff)
+		r.log.Warn("cannot reach any member yet; retrying", "addrs", addrs, "err", err, "retry_in", backoff)
 		select {
 		case <-time.After(backoff):
 		case <-r.stopc:
