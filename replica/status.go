@@ -62,7 +62,12 @@ func (r *Replica) consensusStatus() consensus.Status {
 // voterCount is the number of voters in the membership known here.
 func (r *Replica) voterCount() int { return len(r.consensusStatus().Membership.Voters) }
 
-// members lists the cluster's members as this replica knows them.
+// Members lists the cluster's members as this replica knows them.
+func (r *Replica) Members() []wire.Member { return r.members() }
+
+// Self describes this replica as SELF does.
+func (r *Replica) Self() wire.Self { return *r.self() }
+
 func (r *Replica) members() []wire.Member {
 	st := r.consensusStatus()
 	alive := map[uint64]string{}
