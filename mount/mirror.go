@@ -38,6 +38,8 @@ type Mirror struct {
 	writeErr error // why writes cannot succeed now (nil: they may)
 	lease    int64 // the session lease (0: none yet, or lost)
 
+	checkc chan struct{} // asks the health check to look now; buffered 1
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -58,7 +60,8 @@ type MirrorOptions struct {
 
 	// HealthEvery is how often the replica is asked whether it knows a
 	// leader (0 means 2 s); Writable reports READONLY when it does not
-	// or cannot be reached.
+	// or cannot be reached. While it does not, it is asked sooner: after
+	// 50 ms, then twice as long each time, up to HealthEvery.
 	HealthEvery time.Duration
 
 	// History is the tree's history window in revisions (0: fs default).
@@ -93,7 +96,7 @@ func NewMirror(ctx context.Context, c *wire.Client, opts MirrorOptions) (*Mirror
 	if err := fs.ValidPath(opts.Root); err != nil {
 		return nil, fmt.Errorf("mirror: root: %w", err)
 	}
-	m := &Mirror{c: c, opts: opts, glob: "/**", changedc: make(chan struct{})}
+	m := &Mirror{c: c, opts: opts, glob: "/**", changedc: make(chan struct{}), checkc: make(chan struct{}, 1)}
 	if opts.Root != "/" {
 		m.glob = opts.Root + "/**"
 	}
@@ -115,7 +118,7 @@ func (m *Mirror) load(ctx context.Context) (*wire.Watch, error) {
 	if err := m.c.Snapshot(ctx, &buf, nil); err != nil {
 		return nil, fmt.Errorf("mirror: snapshot: %w", err)
 	}
-	t, err := fs.ReadSnapshot(&buf, fs.Config{History: m.opts.History})
+	t, err := readSnapshotStream(buf.Bytes(), fs.Config{History: m.opts.History})
 	if err != nil {
 		return nil, fmt.Errorf("mirror: snapshot: %w", err)
 	}
@@ -207,11 +210,14 @@ func (m *Mirror) advance(rev int64) {
 	m.changedc = make(chan struct{})
 }
 
-// health asks the replica whether a leader is known, every HealthEvery.
+// health asks the replica whether a leader is known: every HealthEvery
+// while writes may succeed, and sooner while they cannot (after 50 ms,
+// doubling up to HealthEvery), so that writes resume soon after a leader
+// is elected or the replica comes back.
 func (m *Mirror) health() {
 	defer m.wg.Done()
-	t := time.NewTicker(m.opts.HealthEvery)
-	defer t.Stop()
+	const firstRetry = 50 * time.Millisecond
+	retry := firstRetry
 	for {
 		ctx, cancel := context.WithTimeout(m.ctx, m.opts.HealthEvery)
 		self, err := m.c.Self(ctx)
@@ -230,11 +236,36 @@ func (m *Mirror) health() {
 		}
 		m.writeErr = err
 		m.mu.Unlock()
+		next := m.opts.HealthEvery
+		if err != nil {
+			next = min(retry, next)
+			retry *= 2
+		} else {
+			retry = firstRetry
+		}
 		select {
 		case <-m.ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(next):
+		case <-m.checkc:
+			retry = firstRetry
 		}
+	}
+}
+
+// unreachable records that a commit found no replica: writes are refused
+// with READONLY from now on, until the health check, asked to look again
+// at once, finds a leader.
+func (m *Mirror) unreachable(err error) {
+	m.mu.Lock()
+	if m.writeErr == nil {
+		m.writeErr = &fs.Error{Kind: fs.KindReadOnly, Detail: "no replica reachable: " + err.Error()}
+		m.opts.Logger.Info("mirror: writable changed", "err", m.writeErr)
+	}
+	m.mu.Unlock()
+	select {
+	case m.checkc <- struct{}{}:
+	default:
 	}
 }
 
@@ -249,10 +280,15 @@ func (m *Mirror) Changed() (int64, <-chan struct{}) {
 }
 
 // Txn commits ops in the cluster and waits until the watch has applied
-// the revision here.
+// the revision here. When no replica can be reached (or the connection
+// broke under the commit), writes are refused (Writable) from then until
+// the health check, asked to look at once, finds a leader again.
 func (m *Mirror) Txn(ctx context.Context, ops []fs.Op) (int64, error) {
 	rev, err := m.c.Txn(ctx, ops)
 	if err != nil {
+		if isTemporary(err) { // no replica, or the connection broke
+			m.unreachable(err)
+		}
 		return 0, err
 	}
 	for {

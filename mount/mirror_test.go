@@ -1,7 +1,6 @@
 package mount
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -154,13 +153,12 @@ func (r *replicaServer) answer(ctx context.Context, c *wire.Conn, req *wire.Requ
 }
 
 func (r *replicaServer) snapshot(c *wire.Conn, req *wire.Request) {
-	var buf bytes.Buffer
 	t := r.s.Tree()
-	if err := t.WriteSnapshot(&buf); err != nil {
+	data, err := snapshotFile(t)
+	if err != nil {
 		c.WriteResponse(wire.ErrorResponse(req.Tag, err))
 		return
 	}
-	data := buf.Bytes()
 	c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Size: int64(len(data))})
 	for off := 0; off < len(data); off += 16 << 10 {
 		end := min(off+16<<10, len(data))
@@ -287,6 +285,71 @@ func TestAMirrorWithoutALeaderRefusesWritesWithEROFS(t *testing.T) {
 	r.noLeader.Store(false)
 	eventually(t, "the health check", func() bool { return mirror.Writable() == nil })
 	bash(t, a.Dir(), "echo x > f")
+}
+
+// A mirror started while its cluster was still electing a leader used to
+// refuse writes with EROFS for a whole HealthEvery (2 s) after the leader
+// was known.
+func TestAMirrorWritesSoonAfterALeaderIsKnown(t *testing.T) {
+	s := teststore.New()
+	r := startReplica(t, s)
+	r.noLeader.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := wire.Dial(ctx, []string{r.ln.Addr().String()}, wire.Options{Cluster: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mirror, err := NewMirror(ctx, c, MirrorOptions{HealthEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mirror.Close() })
+	a := mountAt(t, mirror, DefaultOptions())
+	eventually(t, "the health check to see no leader", func() bool { return mirror.Writable() != nil })
+	r.noLeader.Store(false)
+	eventually(t, "the health check to see the leader", func() bool { return mirror.Writable() == nil })
+	bash(t, a.Dir(), "echo x > f")
+}
+
+// A mirror whose replica had died used to accept opens for writing until
+// its next health check (up to 2 s later), each commit then failing with
+// EIO or ETIMEDOUT; now the first commit that finds no replica turns
+// writes to EROFS.
+func TestAMirrorRefusesWritesWithEROFSOnceACommitFindsNoReplica(t *testing.T) {
+	s := teststore.New()
+	r := startReplica(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := wire.Dial(ctx, []string{r.ln.Addr().String()}, wire.Options{Cluster: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	mirror, err := NewMirror(ctx, c, MirrorOptions{HealthEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mirror.Close() })
+	a := mountAt(t, mirror, DefaultOptions())
+	eventually(t, "the first health check", func() bool { return mirror.Writable() == nil })
+	bash(t, a.Dir(), "echo x > f")
+
+	r.stop()
+	_, err = mirror.Txn(ctx, []fs.Op{{Kind: fs.OpSet, Path: "/f", Rev: fs.Clobber, Body: []byte("y")}})
+	if k := fs.KindOf(err); k != fs.KindUnavailable && k != fs.KindTimeout {
+		t.Fatalf("Txn with the replica gone: %v, want UNAVAILABLE or TIMEOUT", err)
+	}
+	if err := mirror.Writable(); fs.KindOf(err) != fs.KindReadOnly {
+		t.Errorf("Writable right after a commit found no replica: %v, want READONLY", err)
+	}
+	if out, err := run(t, a.Dir(), "bash", "-c", "echo z > f"); err == nil || !strings.Contains(out, "Read-only file system") {
+		t.Errorf("echo with the replica gone: %v %q", err, out)
+	}
+	if got := mustRead(t, filepath.Join(a.Dir(), "f")); got != "x\n" {
+		t.Errorf("f with the replica gone: %q", got)
+	}
 }
 
 func TestAMirrorsEphemeralFilesGoWithItsSessionLease(t *testing.T) {
