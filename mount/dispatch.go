@@ -2,8 +2,11 @@ package mount
 
 import (
 	"context"
+	"reflect"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"bazil.org/fuse"
 	fusefs "bazil.org/fuse/fs"
@@ -23,7 +26,10 @@ var _ fusefs.Handle = (*dirHandle)(nil)
 
 // dispatch answers req, addressed to node (nil for requests about no
 // node), or returns the error to answer it with.
-func (s *server) dispatch(ctx context.Context, req fuse.Request, node fusefs.Node) error {
+func (s *server) dispatch(ctx context.Context, req fuse.Request, node fusefs.Node) (err error) {
+	if obs := s.fsys.opts.Observe; obs != nil {
+		defer func(start time.Time) { obs(opName(req), err, time.Since(start)) }(time.Now())
+	}
 	switch r := req.(type) {
 	case *fuse.LookupRequest:
 		return s.lookup(ctx, r, node)
@@ -112,6 +118,16 @@ func (s *server) dispatch(ctx context.Context, req fuse.Request, node fusefs.Nod
 		return errno(syscall.ENOSYS)
 	}
 	return nil
+}
+
+// opName is the name of req's op for Options.Observe: "lookup" for a
+// *fuse.LookupRequest.
+func opName(req fuse.Request) string {
+	t := reflect.TypeOf(req)
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return strings.ToLower(strings.TrimSuffix(t.Name(), "Request"))
 }
 
 // ok answers a request that has no reply body.

@@ -109,6 +109,12 @@ type Options struct {
 	// Logger receives one line per event an operator cares about (nil
 	// means no logging).
 	Logger *slog.Logger
+
+	// Observe, if not nil, is called once per FUSE request answered, with
+	// the op's name ("lookup", "read", "write", ...), the error it was
+	// answered with (nil: success) and the time it took. It is for metrics
+	// and must be quick.
+	Observe func(op string, err error, d time.Duration)
 }
 
 // DefaultOptions returns the options of a plain mount of the whole tree,

@@ -34,15 +34,18 @@ func (r *Replica) loop() {
 			}
 		case p := <-r.propc:
 			r.submit(p)
+			n := 1
 		drain:
 			for range 4096 {
 				select {
 				case p := <-r.propc:
 					r.submit(p)
+					n++
 				default:
 					break drain
 				}
 			}
+			r.metrics.propBatch.Observe(float64(n))
 		case q := <-r.readc:
 			r.readSeq++
 			ctx := binary.AppendUvarint(nil, r.readSeq)
@@ -177,6 +180,7 @@ func (r *Replica) process() error {
 	}
 	st := r.node.Status()
 	r.cstatus.Store(&st)
+	r.metrics.leaderSeen(st.Leader)
 	r.leader.Store(st.Leader)
 	r.role.Store(uint32(st.Role))
 	if st.Leader != 0 && len(r.held) > 0 {
@@ -233,9 +237,11 @@ func (r *Replica) apply(entries []consensus.Entry) {
 		return
 	}
 	now := time.Now()
+	values := 0
 	for _, e := range entries {
 		switch e.Kind {
 		case consensus.EntryValues:
+			values += len(e.Values)
 			for _, v := range e.Values {
 				r.applyValue(v, now)
 			}
@@ -247,6 +253,9 @@ func (r *Replica) apply(entries []consensus.Entry) {
 	}
 	r.revN.advance(r.tree.Rev())
 	r.slotN.advance(int64(r.applied))
+	if values > 0 {
+		r.metrics.applyBatch.Observe(float64(values))
+	}
 }
 
 func (r *Replica) applyValue(v consensus.Value, now time.Time) {
@@ -275,6 +284,7 @@ func (r *Replica) applyValue(v consensus.Value, now time.Time) {
 	res, err := r.tree.Apply(&m)
 	r.leases.applied(r.tree, &m, res, err, now)
 	if p != nil {
+		r.metrics.committed(p)
 		p.res <- propResult{res: res, err: err}
 	}
 }

@@ -42,6 +42,7 @@ type Replica struct {
 	role    atomic.Uint32 // consensus.Role
 	fatal   atomic.Pointer[error]
 	snapRev atomic.Int64 // revision of the newest snapshot saved
+	metrics *metrics     // Prometheus collectors (metrics.go)
 
 	srv      *server
 	gossip   *gossip.Members // nil without a listener, or in tests with disc
@@ -93,6 +94,7 @@ type proposal struct {
 	m     *fs.Mutation
 	data  []byte
 	until time.Time // held proposals give up at this time
+	start time.Time // when a client's write was proposed (commit latency metric)
 	res   chan propResult
 }
 
@@ -172,7 +174,8 @@ func open(cfg Config) (*Replica, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	dd, err := wal.OpenDataDir(cfg.DataDir, wal.Options{Repair: cfg.Repair, Logger: cfg.Logger})
+	met := newMetrics()
+	dd, err := wal.OpenDataDir(cfg.DataDir, wal.Options{Repair: cfg.Repair, Logger: cfg.Logger, OnSync: met.walSync})
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +187,7 @@ func open(cfg Config) (*Replica, error) {
 	}
 	r := &Replica{
 		cfg:         cfg,
+		metrics:     met,
 		log:         cfg.Logger,
 		dd:          dd,
 		propc:       make(chan *proposal, 1024),
@@ -201,6 +205,7 @@ func open(cfg Config) (*Replica, error) {
 	}
 	r.peers = newPeers(r)
 	r.disc = cfg.disc
+	met.register(r)
 	if err := r.recover(); err != nil {
 		dd.Close()
 		return nil, err
@@ -433,7 +438,7 @@ func (r *Replica) proposeAs(ctx context.Context, m *fs.Mutation, system bool) (f
 	if err != nil {
 		return fs.Result{}, &fs.Error{Kind: fs.KindBadRequest, Detail: err.Error()}
 	}
-	p := &proposal{m: m, data: data, res: make(chan propResult, 1)}
+	p := &proposal{m: m, data: data, res: make(chan propResult, 1), start: time.Now()}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
 	select {

@@ -92,6 +92,7 @@ func (s *server) close() {
 }
 
 func (s *server) handle(nc net.Conn) {
+	defer s.r.TrackConn("wire")()
 	defer func() {
 		nc.Close()
 		s.mu.Lock()
@@ -185,6 +186,7 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 				return
 			}
 			c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+			s.r.metrics.request(req.Verb, err)
 			continue
 		}
 		rctx, rcancel := context.WithCancel(ctx)
@@ -236,16 +238,21 @@ func (cc *clientConn) run(ctx context.Context, req *wire.Request) {
 	r := cc.s.r
 	switch req.Verb {
 	case wire.VerbWatch:
+		done := r.TrackWatch("wire")
 		cc.watch(ctx, req)
+		done()
+		r.metrics.request(req.Verb, nil) // streams count as ok when they end
 		return
 	case wire.VerbSnapshot:
 		cc.snapshot(ctx, req)
+		r.metrics.request(req.Verb, nil)
 		return
 	}
 	var resp *wire.Response
 	if req.Verb.IsRead() {
 		if err := cc.readBarrier(ctx, req); err != nil {
 			cc.c.WriteResponse(wire.ErrorResponse(req.Tag, err))
+			r.metrics.request(req.Verb, err)
 			return
 		}
 		resp = cc.read(ctx, req)
@@ -256,6 +263,7 @@ func (cc *clientConn) run(ctx context.Context, req *wire.Request) {
 		resp.Rev = r.tree.Rev()
 	}
 	cc.c.WriteResponse(resp)
+	r.metrics.request(req.Verb, resp.Error())
 }
 
 // readBarrier waits for min-rev and, for a consistent read, the read index.
