@@ -182,7 +182,10 @@ func tryStartServer(t *testing.T, dataDir string, extra ...string) (*dzServer, e
 		t.Logf("server %s ready after %v", s.addr, time.Since(t0))
 		if err == nil {
 			t.Cleanup(s.cleanup)
-			if err := s.settle(); err != nil {
+			t1 := time.Now()
+			err := s.settle()
+			t.Logf("server %s settled after %v", s.addr, time.Since(t1))
+			if err != nil {
 				return nil, fmt.Errorf("server %v: %v\nits output:\n%s", args, err, s.stderr.String())
 			}
 			return s, nil
@@ -293,7 +296,8 @@ func (s *dzServer) kill() {
 }
 
 func (s *dzServer) cleanup() {
-	code, _ := s.stop()
+	code, took := s.stop()
+	s.t.Logf("server %s stopped in %v", s.addr, took)
 	out := s.stderr.String()
 	if strings.Contains(out, "WARNING: DATA RACE") {
 		s.t.Errorf("the server %s had a data race:\n%s", s.addr, out)
@@ -566,4 +570,55 @@ func nextEvent(t *testing.T, b *bgCmd, ch <-chan eventOrErr) cliEvent {
 		t.Fatalf("doozerfs %v: no event within %v; stderr: %s", b.args, runBound, b.stderr.String())
 	}
 	panic("unreachable")
+}
+
+// lines delivers the command's stdout line by line (without the newline);
+// the channel is closed at the end of the output.
+func (b *bgCmd) lines() <-chan string {
+	ch := make(chan string, 1024)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(b.stdout)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
+
+// nextLine takes the next line from ch, failing the test if the output
+// ended or nothing came within runBound.
+func nextLine(t *testing.T, b *bgCmd, ch <-chan string) string {
+	t.Helper()
+	select {
+	case l, ok := <-ch:
+		if !ok {
+			t.Fatalf("doozerfs %v: output ended; stderr: %s", b.args, b.stderr.String())
+		}
+		return l
+	case <-time.After(runBound):
+		t.Fatalf("doozerfs %v: no line within %v; stderr: %s", b.args, runBound, b.stderr.String())
+	}
+	panic("unreachable")
+}
+
+// stop sends SIGTERM to the command and returns its exit status.
+func (b *bgCmd) stop(t *testing.T) int {
+	t.Helper()
+	b.cmd.Process.Signal(syscall.SIGTERM)
+	return b.exit(t)
+}
+
+// exit waits (up to runBound) for the command to end and returns its exit
+// status, leaving its stdout to whoever reads it.
+func (b *bgCmd) exit(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-b.exited:
+	case <-time.After(runBound):
+		b.cmd.Process.Kill()
+		<-b.exited
+		t.Fatalf("doozerfs %v did not end within %v; stderr: %s", b.args, runBound, b.stderr.String())
+	}
+	return b.cmd.ProcessState.ExitCode()
 }

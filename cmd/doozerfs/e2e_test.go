@@ -903,3 +903,137 @@ func TestE2ESecrets(t *testing.T) {
 		t.Errorf("/s = %q after refused writes", got)
 	}
 }
+
+// TestE2ERecipes: register, lock and elect (leases + CAS), and members
+// remove on a cluster of one.
+func TestE2ERecipes(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "")
+
+	t.Run("register", func(t *testing.T) {
+		reg := s.start(t, nil, "register", "/svc/web/a", "--ttl", "3s", "--value", "10.0.0.1:80")
+		out := reg.lines()
+		line := nextLine(t, reg, out)
+		var rev, lease int64
+		if _, err := fmt.Sscanf(line, "registered /svc/web/a at rev %d (lease %d, ttl 3s)", &rev, &lease); err != nil {
+			t.Fatalf("register printed %q: %v", line, err)
+		}
+		if got := s.ok(t, "", "get", "/svc/web/a"); got != "10.0.0.1:80" {
+			t.Errorf("the registered file holds %q", got)
+		}
+		if st := s.ok(t, "", "stat", "/svc/web/a"); !strings.Contains(st, fmt.Sprintf(" lease=%d", lease)) || !strings.HasPrefix(st, fmt.Sprintf("file 11 %d ", rev)) {
+			t.Errorf("stat of the registered file: %q (rev %d, lease %d)", st, rev, lease)
+		}
+		if got := s.ok(t, "", "ls", "/svc/web"); got != "a\n" {
+			t.Errorf("ls /svc/web = %q", got)
+		}
+		// Stopped cleanly, it revokes its lease: the file goes at once.
+		if code := reg.stop(t); code != 0 {
+			t.Errorf("register after SIGTERM exited %d: %s", code, reg.stderr.String())
+		}
+		refused(t, s.run(t, "", "get", "/svc/web/a"), fs.KindNoEnt)
+
+		// Killed, its file goes when the lease expires.
+		reg = s.start(t, nil, "register", "/svc/web/b", "--ttl", "1s", "--value", "b")
+		line = nextLine(t, reg, reg.lines())
+		if _, err := fmt.Sscanf(line, "registered /svc/web/b at rev %d", &rev); err != nil {
+			t.Fatalf("register printed %q: %v", line, err)
+		}
+		reg.cmd.Process.Kill()
+		reg.exit(t)
+		r := s.run(t, "", "wait", "/svc/web/b", "--rev", strconv.FormatInt(rev+1, 10))
+		if ev := parseEvent(t, r.stdout); r.code != 0 || ev.kind != "del" || ev.path != "/svc/web/b" {
+			t.Errorf("the file of a killed register: %v", r)
+		}
+		refused(t, s.run(t, "", "get", "/svc/web/b"), fs.KindNoEnt)
+	})
+
+	t.Run("lock", func(t *testing.T) {
+		// The command runs under the lock, sees its token, and its exit
+		// status is lock's.
+		r := s.run(t, "", "lock", "/locks/x", "--", "sh", "-c", `echo "token=$DOOZERFS_LOCK_TOKEN path=$DOOZERFS_LOCK_PATH"; exit 7`)
+		var token int64
+		if _, err := fmt.Sscanf(r.stdout, "token=%d path=/locks/x\n", &token); err != nil || r.code != 7 || token <= 0 {
+			t.Errorf("lock -- sh: want exit 7 and a token, got %v (%v)", r, err)
+		}
+		refused(t, s.run(t, "", "get", "/locks/x"), fs.KindNoEnt) // released
+
+		// A second holder waits for the first.
+		a := s.start(t, nil, "lock", "/locks/y", "--", "sh", "-c", `echo "A $DOOZERFS_LOCK_TOKEN"; exec sleep 60`)
+		aout := a.lines()
+		var ta, tb int64
+		if _, err := fmt.Sscanf(nextLine(t, a, aout), "A %d", &ta); err != nil {
+			t.Fatal(err)
+		}
+		b := s.start(t, nil, "lock", "/locks/y", "--", "sh", "-c", `echo "B $DOOZERFS_LOCK_TOKEN"`)
+		bout := b.lines()
+		// b is waiting (it cannot have the lock: a's file is there).
+		if got := s.ok(t, "", "get", "/locks/y"); !b.running() || got == "" {
+			t.Errorf("while a holds the lock: b running %v, lock file %q", b.running(), got)
+		}
+		a.stop(t) // a's child is stopped, a unlocks
+		if _, err := fmt.Sscanf(nextLine(t, b, bout), "B %d", &tb); err != nil {
+			t.Fatal(err)
+		}
+		if code := b.exit(t); code != 0 {
+			t.Errorf("b exited %d: %s", code, b.stderr.String())
+		}
+		if tb <= ta {
+			t.Errorf("the second holder's fencing token %d is not above the first's %d", tb, ta)
+		}
+	})
+
+	t.Run("elect", func(t *testing.T) {
+		a := s.start(t, nil, "elect", "/leader", "--value", "A", "--ttl", "2s")
+		aout := a.lines()
+		var terma, termb int64
+		if _, err := fmt.Sscanf(nextLine(t, a, aout), "elected A term %d", &terma); err != nil {
+			t.Fatal(err)
+		}
+		b := s.start(t, nil, "elect", "/leader", "--value", "B", "--ttl", "2s")
+		bout := b.lines()
+		if l := nextLine(t, b, bout); l != "following A" {
+			t.Fatalf("the second candidate printed %q, want following A", l)
+		}
+		if got := s.ok(t, "", "get", "/leader"); got != "A" {
+			t.Errorf("leader record %q", got)
+		}
+		if code := a.stop(t); code != 0 {
+			t.Errorf("the leader exited %d after SIGTERM: %s", code, a.stderr.String())
+		}
+		if _, err := fmt.Sscanf(nextLine(t, b, bout), "elected B term %d", &termb); err != nil {
+			t.Fatal(err)
+		}
+		if termb <= terma {
+			t.Errorf("term %d after term %d", termb, terma)
+		}
+		if got := s.ok(t, "", "get", "/leader"); got != "B" {
+			t.Errorf("leader record %q", got)
+		}
+		if code := b.stop(t); code != 0 {
+			t.Errorf("the second leader exited %d after SIGTERM: %s", code, b.stderr.String())
+		}
+		refused(t, s.run(t, "", "get", "/leader"), fs.KindNoEnt)
+	})
+
+	t.Run("usage", func(t *testing.T) {
+		usage(t, s.run(t, "", "elect", "/leader"))                // no --value
+		usage(t, s.run(t, "", "register", "/r", "--ttl", "0s"))   // no positive ttl
+		usage(t, s.run(t, "", "lock", "/l"))                      // no command
+		usage(t, s.run(t, "", "register", "/r", "--ttl", "soon")) // not a duration
+		usage(t, s.run(t, "", "members", "remove"))
+		usage(t, s.run(t, "", "members", "delete", "t1"))
+	})
+
+	t.Run("members remove", func(t *testing.T) {
+		refused(t, s.run(t, "", "members", "remove", "nosuch"), fs.KindNoEnt)
+		// The last voter stays.
+		r := s.run(t, "", "members", "remove", "t1")
+		if r.code != exitRefused || !strings.Contains(r.stderr, "last voter") {
+			t.Errorf("removing the only voter: %v", r)
+		}
+		if !strings.Contains(s.ok(t, "", "members"), "t1") {
+			t.Errorf("t1 is no longer a member")
+		}
+	})
+}
