@@ -101,7 +101,13 @@ func checkedClientCommand(usage, help string, nargs [2]int, check func(args []st
 		if cf.consistent {
 			c = c.Consistent()
 		}
-		return body(ctx, e, c, cf, pos)
+		err = body(ctx, e, c, cf, pos)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			// --timeout ended the request: say so with an error kind,
+			// like every other refusal (exit status 1).
+			err = &fs.Error{Kind: fs.KindTimeout, Detail: fmt.Sprintf("no answer within --timeout %v", cf.timeout)}
+		}
+		return err
 	}}
 }
 
