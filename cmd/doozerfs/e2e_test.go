@@ -523,7 +523,7 @@ func TestE2EWait(t *testing.T) {
 	refused(t, s.run(t, "", "wait", "/never", "--timeout", "300ms"), fs.KindTimeout)
 
 	// Without --rev, wait takes the first change after the replica's
-	// current revision when it asks. When that is is not observable from
+	// current revision when it asks. When that is, is not observable from
 	// outside, so write until the wait has returned (a bounded loop), and
 	// check that what it printed is one of those writes.
 	cur = s.okRev(t, "", "rev")
