@@ -153,6 +153,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
+		waitCaughtUp(ctx, r, log)
 		m, err = mount.Mount(*mountDir, r, opts)
 		if err != nil {
 			return fmt.Errorf("mount %s: %w", *mountDir, err)
@@ -184,6 +185,32 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return r.Close()
+}
+
+// mountCatchUp bounds how long serve --mount waits for its replica to
+// apply what the cluster has committed before it mounts anyway.
+const mountCatchUp = 5 * time.Second
+
+// waitCaughtUp waits, up to mountCatchUp, until r has applied everything
+// the cluster committed, so that the mount never shows an older state
+// than this host had acknowledged before a crash: a restarted replica
+// recovers only up to the commit point its WAL recorded, and applies the
+// rest once a leader confirms it.
+func waitCaughtUp(ctx context.Context, r *replica.Replica, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, mountCatchUp)
+	defer cancel()
+	for {
+		err := r.WaitConsistent(ctx)
+		if err == nil {
+			return
+		}
+		select { // no leader yet: ask again
+		case <-ctx.Done():
+			log.Warn("mounting before the replica caught up with the cluster", "rev", r.Tree().Rev(), "err", err)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 func serverTLS(cert, key, ca string) (*tls.Config, error) {
