@@ -73,8 +73,8 @@ func newLogger(e *env, level string) (*slog.Logger, error) {
 
 func init() {
 	register("serve", &command{
-		usage: "[--addr A] [--data DIR] [--name N] [--mount DIR] ...",
-		help:  "run a replica (and a mount of it)",
+		usage: "[--addr A] [--data DIR] [--name N] [--mount DIR] [--http A] ...",
+		help:  "run a replica (and a mount of it, and the web view)",
 		run:   runServe,
 	})
 	register("mount", &command{
@@ -113,6 +113,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	var mf mountFlags
 	mf.register(f, "mount-")
 	level := f.String("log-level", "info", "log level: debug, info, warn, error")
+	logFormat := f.String("log-format", "text", "log format: text or json")
+	httpAddr := f.String("http", "", "serve the web view, the JSON API and /metrics on this address (docs/http.md)")
+	pprofOn := f.Bool("pprof", false, "with --http, serve /debug/pprof/ too")
 	pos, err := parseInterspersed(f, args)
 	if err != nil {
 		return err
@@ -120,7 +123,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return usagef("serve takes no arguments, got %q", pos)
 	}
-	log, err := newLogger(e, *level)
+	if *pprofOn && *httpAddr == "" {
+		return usagef("--pprof needs --http")
+	}
+	log, err := newServeLogger(e, *level, *logFormat)
 	if err != nil {
 		return err
 	}
@@ -147,12 +153,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	defer r.Close()
 	fmt.Fprintf(e.stderr, "doozerfs: replica %s serving on %s, data in %s\n", cfg.Name, r.Addr(), cfg.DataDir)
+	if *httpAddr != "" {
+		url, stop, err := startHTTP(*httpAddr, r, cfg.TLS, *pprofOn, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		fmt.Fprintf(e.stderr, "doozerfs: web view and HTTP API at %s\n", url)
+	}
 	var m *mount.Mounted
 	if *mountDir != "" {
 		opts, err := mf.options(log, cfg.MaxBody)
 		if err != nil {
 			return err
 		}
+		opts.Observe = r.ObserveFUSE
 		waitCaughtUp(ctx, r, log)
 		m, err = mount.Mount(*mountDir, r, opts)
 		if err != nil {
