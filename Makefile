@@ -14,7 +14,7 @@ TESTFLAGS ?=
 
 help:
 	@echo "make build   build $(BIN)"
-	@echo "make run     build, then run one replica at $(ADDR) with data in $(DATA), mounted at $(MNT)"
+	@echo "make run     build, then run one replica at $(ADDR) with data in $(DATA), mounted at $(MNT), web view at http://$(HTTP)/"
 	@echo "make test    the whole test suite with the race detector (what CI runs)"
 	@echo "make bench   Go benchmarks of the hot paths"
 	@echo "make fuzz    each fuzz target for FUZZTIME (default $(FUZZTIME))"
@@ -30,7 +30,7 @@ deps:
 
 run: build deps
 	@mkdir -p $(DATA) $(MNT)
-	$(BIN) serve --addr $(ADDR) --data $(DATA) --name local --mount $(MNT)
+	$(BIN) serve --addr $(ADDR) --data $(DATA) --name local --mount $(MNT) --http $(HTTP)
 
 test:
 	$(GO) test -race -count=1 -timeout 40m $(TESTFLAGS) ./...
