@@ -522,9 +522,11 @@ func (cc *clientConn) snapshot(ctx context.Context, req *wire.Request) {
 	if err := c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Rev: rev, Size: total}); err != nil {
 		return
 	}
+	// Index 1: a restored directory's log starts at 1 (the index of a
+	// snapshot is where its replay starts, a fact of one data directory).
 	pr, pw := io.Pipe()
 	go func() {
-		pw.CloseWithError(wal.WriteSnapshotFile(pw, uint64(rev), size, payload))
+		pw.CloseWithError(wal.WriteSnapshotFile(pw, 1, size, payload))
 	}()
 	defer pr.Close()
 	buf := make([]byte, snapshotChunk)

@@ -23,6 +23,12 @@ func init() {
 			f.DurationVar(&regTTL, "ttl", 10*time.Second, "the file vanishes this long after the process dies")
 			f.StringVar(&regValue, "value", "", "the file's body")
 		},
+		func() error {
+			if regTTL <= 0 {
+				return usagef("--ttl must be positive")
+			}
+			return nil
+		},
 		func(ctx context.Context, e *env, c *wire.Client, args []string) error {
 			return runRegister(ctx, e, c, args[0], regTTL, []byte(regValue))
 		}))
@@ -30,6 +36,12 @@ func init() {
 		func(f *flag.FlagSet) {
 			f.DurationVar(&lockTTL, "ttl", 10*time.Second, "the lock is released this long after the process dies")
 			f.StringVar(&lockValue, "value", "", "the lock file's body (default: host and pid)")
+		},
+		func() error {
+			if lockTTL <= 0 {
+				return usagef("--ttl must be positive")
+			}
+			return nil
 		},
 		func(ctx context.Context, e *env, c *wire.Client, args []string) error {
 			return runLock(ctx, e, c, args[0], args[1:], lockTTL, lockValue)
@@ -39,17 +51,23 @@ func init() {
 			f.DurationVar(&electTTL, "ttl", 10*time.Second, "another candidate takes over this long after the leader dies")
 			f.StringVar(&electValue, "value", "", "this candidate's identity, e.g. its address (required)")
 		},
-		func(ctx context.Context, e *env, c *wire.Client, args []string) error {
+		func() error {
 			if electValue == "" {
 				return usagef("elect needs --value")
 			}
+			if electTTL <= 0 {
+				return usagef("--ttl must be positive")
+			}
+			return nil
+		},
+		func(ctx context.Context, e *env, c *wire.Client, args []string) error {
 			return runElect(ctx, e, c, args[0], electTTL, []byte(electValue))
 		}))
 }
 
 // leaseCommand is clientCommand without the overall --timeout: these
 // commands run until they are stopped.
-func leaseCommand(usage, help string, nargs [2]int, extra func(*flag.FlagSet),
+func leaseCommand(usage, help string, nargs [2]int, extra func(*flag.FlagSet), validate func() error,
 	body func(ctx context.Context, e *env, c *wire.Client, args []string) error) *command {
 	return &command{usage: usage, help: help, run: func(ctx context.Context, e *env, args []string) error {
 		fset, cf := newClientFlags(e, usage)
@@ -60,6 +78,11 @@ func leaseCommand(usage, help string, nargs [2]int, extra func(*flag.FlagSet),
 		}
 		if len(pos) < nargs[0] || (nargs[1] >= 0 && len(pos) > nargs[1]) {
 			return usagef("wrong number of arguments")
+		}
+		if validate != nil {
+			if err := validate(); err != nil {
+				return err
+			}
 		}
 		dctx, cancel := context.WithTimeout(ctx, max(cf.timeout, time.Second))
 		c, err := cf.dial(dctx)
@@ -81,9 +104,6 @@ func closeSession(s *wire.Session) {
 }
 
 func runRegister(ctx context.Context, e *env, c *wire.Client, path string, ttl time.Duration, value []byte) error {
-	if ttl <= 0 {
-		return usagef("--ttl must be positive")
-	}
 	s, err := c.NewSession(ctx, ttl)
 	if err != nil {
 		return err
