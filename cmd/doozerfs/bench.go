@@ -234,8 +234,37 @@ type benchResult struct {
 	Mean     time.Duration
 	// CPU is the CPU time (user and system) this process used while the
 	// ops ran: with the in-process replica, the whole system's cost.
-	CPU     time.Duration
-	Verdict string
+	CPU time.Duration
+	// Allocs and AllocBytes are the heap allocations this process made
+	// while the ops ran.
+	Allocs, AllocBytes uint64
+	Verdict            string
+}
+
+// AllocsPerOp is Allocs divided among the successful ops.
+func (r *benchResult) AllocsPerOp() float64 {
+	if r.Ops == 0 {
+		return 0
+	}
+	return float64(r.Allocs) / float64(r.Ops)
+}
+
+// usage is the process's resource use at one moment.
+type usage struct {
+	cpu            time.Duration
+	allocs, allocB uint64
+}
+
+func usageNow() usage {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return usage{cpu: processCPU(), allocs: ms.Mallocs, allocB: ms.TotalAlloc}
+}
+
+// since records the resources used since u in r.
+func (u usage) since(r *benchResult) {
+	now := usageNow()
+	r.CPU, r.Allocs, r.AllocBytes = now.cpu-u.cpu, now.allocs-u.allocs, now.allocB-u.allocB
 }
 
 // CPUPerOp is CPU divided among the successful ops.
@@ -315,11 +344,12 @@ func closedLoop(ctx context.Context, workers, total int, op func(ctx context.Con
 			}
 		})
 	}
-	cpu0, t0 := processCPU(), time.Now()
+	u0, t0 := usageNow(), time.Now()
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(t0)
-	r := &benchResult{Clients: workers, Errors: int(errs.Load()), CPU: processCPU() - cpu0}
+	r := &benchResult{Clients: workers, Errors: int(errs.Load())}
+	u0.since(r)
 	if p := firstErr.Load(); p != nil {
 		r.FirstErr = (*p).Error()
 	}
@@ -460,7 +490,7 @@ func runWatchLatency(ctx context.Context, b *benchEnv) (*benchResult, error) {
 			r.FirstErr = err.Error()
 		}
 	}
-	cpu0, start := processCPU(), time.Now()
+	u0, start := usageNow(), time.Now()
 	for i := range b.p.events {
 		if ctx.Err() != nil {
 			break
@@ -478,7 +508,7 @@ func runWatchLatency(ctx context.Context, b *benchEnv) (*benchResult, error) {
 		lat = append(lat, got.Sub(t0))
 	}
 	r.summarize(lat, time.Since(start))
-	r.CPU = processCPU() - cpu0
+	u0.since(r)
 	return r, nil
 }
 
@@ -829,6 +859,12 @@ func medianOf(w *workload, rs []*benchResult) *benchResult {
 	m.Mean = medDur(func(r *benchResult) time.Duration { return r.Mean })
 	// The median CPU per op, kept as a total over the median ops.
 	m.CPU = medDur(func(r *benchResult) time.Duration { return r.CPUPerOp() }) * time.Duration(m.Ops)
+	allocs := make([]float64, len(mine))
+	for i, r := range mine {
+		allocs[i] = r.AllocsPerOp()
+	}
+	slices.Sort(allocs)
+	m.Allocs = uint64(allocs[len(allocs)/2] * float64(m.Ops))
 	m.Verdict = w.target.verdict(m)
 	return m
 }
@@ -871,6 +907,7 @@ type resultJSON struct {
 	MaxUs      float64 `json:"max_us"`
 	MeanUs     float64 `json:"mean_us"`
 	CPUPerOpUs float64 `json:"cpu_us_per_op"`
+	AllocsOp   float64 `json:"allocs_per_op"`
 	Target     string  `json:"target"`
 	Etcd       string  `json:"etcd"`
 	Verdict    string  `json:"verdict,omitempty"`
@@ -921,8 +958,8 @@ func (out *benchOutput) json(w *workload, r *benchResult) resultJSON {
 		Workload: r.Workload, Run: r.Run, Clients: r.Clients, Ops: r.Ops, Errors: r.Errors, FirstError: r.FirstErr,
 		ElapsedS: math.Round(r.Elapsed.Seconds()*1e4) / 1e4, OpsPerS: math.Round(r.Rate*10) / 10,
 		P50us: us(r.P50), P90us: us(r.P90), P99us: us(r.P99), MaxUs: us(r.Max), MeanUs: us(r.Mean),
-		CPUPerOpUs: us(r.CPUPerOp()),
-		Target:     w.target.goal, Etcd: w.target.etcd, Verdict: r.Verdict,
+		CPUPerOpUs: us(r.CPUPerOp()), AllocsOp: math.Round(r.AllocsPerOp()*10) / 10,
+		Target: w.target.goal, Etcd: w.target.etcd, Verdict: r.Verdict,
 	}
 }
 
@@ -955,9 +992,9 @@ func (out *benchOutput) line(label string, w *workload, r *benchResult) {
 	if r.Errors > 0 {
 		errs = fmt.Sprintf(" (%d errors, the first: %s)", r.Errors, r.FirstErr)
 	}
-	fmt.Fprintf(out.w, "%-22s %3d clients %6d ops in %6.2fs %9.0f ops/s  p50 %7s  p90 %7s  p99 %7s  max %7s  cpu/op %7s  | target %s%s (etcd: %s)%s\n",
+	fmt.Fprintf(out.w, "%-22s %3d clients %6d ops in %6.2fs %9.0f ops/s  p50 %7s  p90 %7s  p99 %7s  max %7s  cpu/op %7s %4.0f allocs/op  | target %s%s (etcd: %s)%s\n",
 		label, r.Clients, r.Ops, r.Elapsed.Seconds(), r.Rate,
-		fmtLatency(r.P50), fmtLatency(r.P90), fmtLatency(r.P99), fmtLatency(r.Max), fmtLatency(r.CPUPerOp()),
+		fmtLatency(r.P50), fmtLatency(r.P90), fmtLatency(r.P99), fmtLatency(r.Max), fmtLatency(r.CPUPerOp()), r.AllocsPerOp(),
 		w.target.goal, verdict, w.target.etcd, errs)
 }
 

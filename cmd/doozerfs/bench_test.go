@@ -40,7 +40,7 @@ func checkSane(t *testing.T, r resultJSON) {
 	if !(r.P50us > 0 && r.P50us <= r.P90us && r.P90us <= r.P99us && r.P99us <= r.MaxUs) {
 		t.Errorf("%s: percentiles out of order: p50 %v p90 %v p99 %v max %v", r.Workload, r.P50us, r.P90us, r.P99us, r.MaxUs)
 	}
-	if r.OpsPerS <= 0 || r.ElapsedS <= 0 || r.MeanUs <= 0 || r.MeanUs > r.MaxUs || r.CPUPerOpUs < 0 {
+	if r.OpsPerS <= 0 || r.ElapsedS <= 0 || r.MeanUs <= 0 || r.MeanUs > r.MaxUs || r.CPUPerOpUs < 0 || r.AllocsOp <= 0 {
 		t.Errorf("%s: ops/s %v over %v s, mean %v µs, cpu/op %v µs", r.Workload, r.OpsPerS, r.ElapsedS, r.MeanUs, r.CPUPerOpUs)
 	}
 	if r.Target == "" || r.Etcd == "" || (r.Verdict != "met" && r.Verdict != "missed") {
