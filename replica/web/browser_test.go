@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	dfs "github.com/doozerfs/doozerfs/fs"
+	"github.com/doozerfs/doozerfs/replica"
 )
 
 // chromium finds a headless-capable Chromium: Debian's `chromium`
@@ -60,64 +62,11 @@ func TestBrowserShowsLiveChanges(t *testing.T) {
 		}
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1440, 900),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-	)
-	if os.Geteuid() == 0 {
-		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	if err := chromedp.Do(bctx); err != nil { // start the browser and the tab
-		t.Fatalf("starting %s: %v", exe, err)
-	}
-	var mu sync.Mutex
-	var jsErrors []string
-	if err := chromedp.Listen(bctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			mu.Lock()
-			d := e.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil && d.Exception.Description != "" {
-				msg += " " + d.Exception.Description
-			}
-			jsErrors = append(jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
-			mu.Unlock()
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	bctx, jsErrors := newBrowser(t, exe)
+	js, waitJS := jsHelpers(t, bctx)
 
 	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/#/demo/greeting")); err != nil {
 		t.Fatal(err)
-	}
-	js := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluating %s: %v", expr, err)
-		}
-		return v
-	}
-	waitJS := func(what, expr, want string, d time.Duration) time.Duration {
-		t.Helper()
-		start := time.Now()
-		for {
-			got := js(expr)
-			if got == want {
-				return time.Since(start)
-			}
-			if time.Since(start) > d {
-				t.Fatalf("%s: %s is %q after %v, want %q", what, expr, got, d, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
 	}
 	body := `document.getElementById("file-body").textContent`
 	waitJS("the page shows the file", body, "hello, v1", 10*time.Second)
@@ -180,9 +129,131 @@ func TestBrowserShowsLiveChanges(t *testing.T) {
 	}
 	t.Logf("screenshot of the web view: %s", shot)
 
-	mu.Lock()
-	defer mu.Unlock()
-	if len(jsErrors) > 0 {
-		t.Fatalf("JavaScript errors on the page: %q", jsErrors)
+	// Edit: a compare-and-set on the revision shown.
+	js(`document.getElementById("edit-btn").click(); "ok"`)
+	waitJS("the editor", `String(document.getElementById("editor").hidden)`, "false", 5*time.Second)
+	js(`document.getElementById("editor-text").value = "edited in the browser"; document.getElementById("editor-save").click(); "ok"`)
+	waitJS("the saved body", body, "edited in the browser", 5*time.Second)
+	if b, _, err := r.Tree().View().Get("/demo/greeting"); err != nil || string(b) != "edited in the browser" {
+		t.Fatalf("the store after an edit: %q %v", b, err)
+	}
+	// An edit of a file someone else changed meanwhile writes nothing.
+	js(`document.getElementById("edit-btn").click(); "ok"`)
+	waitJS("the editor again", `String(document.getElementById("editor").hidden)`, "false", 5*time.Second)
+	if _, err := r.Txn(ctx, []dfs.Op{{Kind: dfs.OpSet, Path: "/demo/greeting", Rev: -1, Body: []byte("changed elsewhere")}}); err != nil {
+		t.Fatal(err)
+	}
+	js(`document.getElementById("editor-text").value = "stale edit"; document.getElementById("editor-save").click(); "ok"`)
+	waitJS("the conflict note", `document.getElementById("editor-note").className`, "error", 5*time.Second)
+	if b, _, _ := r.Tree().View().Get("/demo/greeting"); string(b) != "changed elsewhere" {
+		t.Fatalf("a stale edit was written: %q", b)
+	}
+
+	if errs := jsErrors(); len(errs) > 0 {
+		t.Fatalf("JavaScript errors on the page: %q", errs)
+	}
+}
+
+// newBrowser starts headless Chromium for the test, and returns its
+// context and a function listing the JavaScript exceptions seen so far.
+func newBrowser(t *testing.T, exe string) (context.Context, func() []string) {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1440, 900),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+	)
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // Chromium refuses to sandbox as root
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(testCtx(t), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(bctx); err != nil { // start the browser and the tab
+		t.Fatalf("starting %s: %v", exe, err)
+	}
+	var mu sync.Mutex
+	var jsErrors []string
+	if err := chromedp.Listen(bctx, func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				msg += " " + d.Exception.Description
+			}
+			mu.Lock()
+			jsErrors = append(jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
+			mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return bctx, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), jsErrors...)
+	}
+}
+
+// jsHelpers returns js, which evaluates an expression in the page, and
+// waitJS, which polls one until it equals want and returns how long it
+// took (failing the test after d).
+func jsHelpers(t *testing.T, bctx context.Context) (func(string) string, func(what, expr, want string, d time.Duration) time.Duration) {
+	js := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(bctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		return v
+	}
+	waitJS := func(what, expr, want string, d time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			got := js(expr)
+			if got == want {
+				return time.Since(start)
+			}
+			if time.Since(start) > d {
+				t.Fatalf("%s: %s is %q after %v, want %q", what, expr, got, d, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	return js, waitJS
+}
+
+// TestBrowserAsksForTheToken opens the web view of a replica with secrets:
+// the page asks for a token, and with the read-only one shows the tree,
+// live, with a read-only badge.
+func TestBrowserAsksForTheToken(t *testing.T) {
+	exe := chromium(t)
+	r := startReplica(t, func(c *replica.Config) { c.Secret, c.ROSecret = "rw-secret", "ro-secret" })
+	ts, _ := startWeb(t, r, Options{})
+	ctx := testCtx(t)
+	if _, err := r.Txn(ctx, []dfs.Op{{Kind: dfs.OpSet, Path: "/s/f", Rev: -1, Body: []byte("secret v1")}}); err != nil {
+		t.Fatal(err)
+	}
+	bctx, jsErrors := newBrowser(t, exe)
+	js, waitJS := jsHelpers(t, bctx)
+	if err := chromedp.Do(bctx, chromedp.Navigate(ts.URL+"/#/s/f")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("the token dialog", `String(document.getElementById("token-dialog").open)`, "true", 10*time.Second)
+	js(`document.getElementById("token-input").value = "ro-secret"; document.querySelector("#token-form button[type=submit]").click(); "ok"`)
+	body := `document.getElementById("file-body").textContent`
+	waitJS("the file, with the token", body, "secret v1", 10*time.Second)
+	waitJS("the live stream, with the token", `document.getElementById("live").className`, "live on", 10*time.Second)
+	waitJS("the read-only badge", `document.getElementById("writable").textContent`, "read-only token", 10*time.Second)
+	if _, err := r.Txn(ctx, []dfs.Op{{Kind: dfs.OpSet, Path: "/s/f", Rev: -1, Body: []byte("secret v2")}}); err != nil {
+		t.Fatal(err)
+	}
+	waitJS("the second SET", body, "secret v2", time.Second)
+	if errs := jsErrors(); len(errs) > 0 {
+		t.Fatalf("JavaScript errors on the page: %q", errs)
 	}
 }

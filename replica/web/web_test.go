@@ -624,3 +624,32 @@ func TestStatusOfEveryKind(t *testing.T) {
 		}
 	}
 }
+
+func TestRecursiveListingIsBounded(t *testing.T) {
+	r := startReplica(t, nil)
+	ts, _ := startWeb(t, r, Options{MaxResponse: 4096})
+	for i := range 10 {
+		if st, b := put(t, ts.URL, fmt.Sprintf("/big/f%d", i), "-1", strings.Repeat("x", 1000)); st != 200 {
+			t.Fatalf("%d %s", st, b)
+		}
+	}
+	st, _, b := call(t, "GET", ts.URL+"/v1/data/big?recursive=1", "", nil)
+	wantErr(t, "a recursive listing over the bound", st, b, http.StatusRequestEntityTooLarge, "TOO_BIG")
+	if st, _, b := call(t, "GET", ts.URL+"/v1/data/big", "", nil); st != 200 {
+		t.Fatalf("the plain listing: %d %s", st, b)
+	}
+}
+
+func TestAStoppedReplicaIsUnavailable(t *testing.T) {
+	r := startReplica(t, nil)
+	ts, _ := startWeb(t, r, Options{})
+	r.Close()
+	st, b := put(t, ts.URL, "/x", "-1", "x")
+	wantErr(t, "PUT to a stopped replica", st, b, http.StatusServiceUnavailable, "UNAVAILABLE")
+	if st, _, b := call(t, "GET", ts.URL+"/v1/watch/**", "", nil); st != http.StatusOK {
+		// The stream starts, then ends with a failed event at once.
+		t.Fatalf("watch on a stopped replica: %d %s", st, b)
+	} else if !bytes.Contains(b, []byte("event: failed")) || !bytes.Contains(b, []byte("UNAVAILABLE")) {
+		t.Fatalf("watch on a stopped replica: %s", b)
+	}
+}

@@ -199,7 +199,7 @@ function renderListing() {
       el("td", { class: "muted", title: fmtTime(e.time_ns), text: fmtAgo(e.time_ns) }));
     tbody.append(tr);
   }
-  $("empty").hidden = entries.length !== 0;
+  $("empty").hidden = !l || entries.length !== 0;
   $("count").textContent = entries.length === 0 ? "" :
     (f ? shown.length + " of " + entries.length : entries.length + (entries.length === 1 ? " entry" : " entries")) +
     (shown.length > max ? " (first " + max + " shown)" : "");
@@ -367,10 +367,14 @@ async function watch() {
     } catch (e) {
       setLive(false, "reconnecting");
     }
-    await new Promise((r) => setTimeout(r, delay));
+    await new Promise((r) => { wakeWatch = r; setTimeout(r, delay); });
+    wakeWatch = null;
     delay = Math.min(delay * 2, 8000);
   }
 }
+
+// wakeWatch, while the watch waits to reconnect, cuts the wait short.
+let wakeWatch = null;
 
 async function readStream(body) {
   const reader = body.getReader();
@@ -510,13 +514,15 @@ function askToken() {
 
 function setupToken() {
   $("token-btn").addEventListener("click", askToken);
-  $("token-dialog").addEventListener("close", () => {
+  $("token-dialog").addEventListener("close", async () => {
     asking = false;
     if ($("token-dialog").returnValue === "ok") {
       const t = $("token-input").value.trim();
       if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY);
-      refreshStatus();
+      const st = await refreshStatus();
+      if (st && state.next === 0) state.next = st.rev + 1; // nothing after the load is missed
       load();
+      if (wakeWatch) wakeWatch();
     }
   });
   $("token-clear").addEventListener("click", () => {
