@@ -146,30 +146,98 @@ func (m *Mounted) finish() {
 	m.conn.Close()
 }
 
-// abort ends the FUSE connection through fusectl, when it is mounted.
+// abort ends the FUSE connection through fusectl.
 func (m *Mounted) abort() {
 	if m.dev == 0 {
 		return
 	}
-	p := fmt.Sprintf("/sys/fs/fuse/connections/%d/abort", unix.Minor(m.dev))
-	if err := os.WriteFile(p, []byte("1"), 0); err != nil {
+	if err := abortConn(unix.Minor(m.dev)); err != nil {
 		m.f.opts.Logger.Debug("mount: cannot abort the connection", "err", err)
 	}
 }
 
-// ClearStale unmounts dir if it is a FUSE mount whose daemon died (statfs
-// fails with ENOTCONN or ECONNABORTED; stat may still answer from the
-// kernel's cache), and reports whether it did.
-func ClearStale(dir string) (bool, error) {
-	var st unix.Statfs_t
-	err := unix.Statfs(dir, &st)
-	if !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
-		return false, nil
+// fusectlDir is where the kernel's FUSE control file system lists the
+// connections; writing to a connection's abort file ends it.
+const fusectlDir = "/sys/fs/fuse/connections"
+
+// abortConn ends FUSE connection minor, mounting fusectl first if it is
+// not (that needs root; otherwise the error says so).
+func abortConn(minor uint32) error {
+	if _, err := os.Stat(fusectlDir + "/" + strconv.FormatUint(uint64(minor), 10)); err != nil {
+		// Not mounted yet (or the connection is gone).
+		unix.Mount("fusectl", fusectlDir, "fusectl", 0, "")
 	}
+	return os.WriteFile(fmt.Sprintf("%s/%d/abort", fusectlDir, minor), []byte("1"), 0)
+}
+
+// staleProbe bounds how long ClearStale waits for a mount's daemon to
+// answer statfs before it takes the daemon for dead.
+const staleProbe = 2 * time.Second
+
+// ClearStale unmounts dir if it is a FUSE mount whose daemon died, and
+// reports whether it did. A dead daemon's mount fails statfs with ENOTCONN
+// or ECONNABORTED, or — when the daemon was killed while one of its own
+// threads used the mount, so that it lingers as a zombie holding the
+// connection open — never answers at all. In both cases the connection is
+// aborted through fusectl (which frees such a zombie) and the mount
+// removed with a lazy unmount.
+func ClearStale(dir string) (bool, error) {
+	minor, ok, err := fuseMinor(dir)
+	if err != nil || !ok {
+		return false, err
+	}
+	res := make(chan error, 1)
+	go func() {
+		var st unix.Statfs_t
+		res <- unix.Statfs(dir, &st)
+	}()
+	select {
+	case err := <-res:
+		if !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
+			return false, nil // a live mount: leave it alone
+		}
+	case <-time.After(staleProbe):
+	}
+	abortConn(minor) // best effort: frees a daemon stuck on its own mount
 	if err := fusermount("-uz", dir); err != nil {
 		return false, fmt.Errorf("mount: clearing the stale mount at %s: %w", dir, err)
 	}
 	return true, nil
+}
+
+// fuseMinor finds dir in /proc/self/mountinfo and, if it is a FUSE mount,
+// returns its device minor (its fusectl connection number).
+func fuseMinor(dir string) (uint32, bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return 0, false, nil
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var minor uint32
+	found := false
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 7 || unescapeMountinfo(fields[4]) != dir {
+			continue
+		}
+		// The file system type follows the "-" separator.
+		for i := 6; i+1 < len(fields); i++ {
+			if fields[i] == "-" {
+				if strings.HasPrefix(fields[i+1], "fuse") {
+					_, mi, ok := strings.Cut(fields[2], ":")
+					if n, err := strconv.ParseUint(mi, 10, 32); ok && err == nil {
+						minor, found = uint32(n), true
+					}
+				} else {
+					found = false // the last mount on dir wins
+				}
+				break
+			}
+		}
+	}
+	return minor, found, sc.Err()
 }
 
 // fusermount runs fusermount3 with flag on dir.
