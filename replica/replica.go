@@ -469,6 +469,17 @@ func ctxErr(ctx context.Context, what string) error {
 // readIndex returns a slot that every write committed before the call is
 // at or below (consensus read-index), for a linearizable read.
 func (r *Replica) readIndex(ctx context.Context) (uint64, error) {
+	// Only a leader can confirm a read: wait for one to be known (a
+	// replica just started, or an election under way).
+	for r.leader.Load() == 0 {
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-r.donec:
+			return 0, errStopped
+		case <-ctx.Done():
+			return 0, ctxErr(ctx, "no leader is known to confirm the read")
+		}
+	}
 	q := &readReq{slot: make(chan uint64, 1)}
 	select {
 	case r.readc <- q:
