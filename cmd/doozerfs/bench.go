@@ -249,20 +249,20 @@ func (r *benchResult) AllocsPerOp() float64 {
 	return float64(r.Allocs) / float64(r.Ops)
 }
 
-// usage is the process's resource use at one moment.
-type usage struct {
+// resUse is the process's resource use at one moment.
+type resUse struct {
 	cpu            time.Duration
 	allocs, allocB uint64
 }
 
-func usageNow() usage {
+func usageNow() resUse {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return usage{cpu: processCPU(), allocs: ms.Mallocs, allocB: ms.TotalAlloc}
+	return resUse{cpu: processCPU(), allocs: ms.Mallocs, allocB: ms.TotalAlloc}
 }
 
 // since records the resources used since u in r.
-func (u usage) since(r *benchResult) {
+func (u resUse) since(r *benchResult) {
 	now := usageNow()
 	r.CPU, r.Allocs, r.AllocBytes = now.cpu-u.cpu, now.allocs-u.allocs, now.allocB-u.allocB
 }
