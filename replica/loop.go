@@ -169,11 +169,13 @@ func (r *Replica) process() error {
 				q.slot <- max(rs.Slot, 1)
 			}
 		}
+		// Consensus gave these up because this replica left the cluster;
+		// a leader may still have them in its pipeline and choose them.
 		for _, id := range rd.Failed {
 			if p := r.waiters[id]; p != nil {
 				delete(r.waiters, id)
-				p.res <- propResult{err: &fs.Error{Kind: fs.KindReadOnly,
-					Detail: "the proposal was dropped when leadership changed; it was not applied"}}
+				p.res <- propResult{err: &fs.Error{Kind: fs.KindTimeout,
+					Detail: "this replica left the cluster with the write in flight; its outcome is unknown"}}
 			}
 		}
 		r.node.Advance(rd)
