@@ -92,6 +92,12 @@ func (n *Node) serveCatchup(m Message) {
 			p.match = max(p.match, m.Commit)
 		}
 	}
+	// A peer asking for slots after the snapshot it was sent has installed
+	// it: the transfer is over, whatever the caller reported.
+	if s, ok := n.snapSlot[m.From]; ok && m.Slot > 0 && m.Commit >= s {
+		delete(n.snapSent, m.From)
+		delete(n.snapSlot, m.From)
+	}
 	if m.Slot == 0 || m.Slot < n.slots.first {
 		n.requestSnapshot(m.From)
 		return
@@ -148,6 +154,10 @@ func (n *Node) requestSnapshot(to uint64) {
 		}
 	}
 	n.snapSent[to] = n.now + uint64(n.cfg.SnapshotTicks)
+	if n.snapSlot == nil {
+		n.snapSlot = make(map[uint64]uint64)
+	}
+	n.snapSlot[to] = n.snap.Slot
 	n.out.sendSnaps = append(n.out.sendSnaps, SnapshotTransfer{To: to, Meta: cloneSnapshot(n.snap)})
 	n.logger.Info("consensus: peer needs a snapshot", "id", n.id, "peer", to, "slot", n.snap.Slot)
 }

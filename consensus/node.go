@@ -90,6 +90,8 @@ type Node struct {
 	// snapSent maps a node this one asked the caller to send a snapshot to,
 	// to the tick until which that transfer is assumed under way.
 	snapSent map[uint64]uint64
+	// snapSlot maps the same nodes to the slot of the snapshot sent.
+	snapSlot map[uint64]uint64
 
 	out     output // what the next Ready carries
 	inReady bool   // a Ready was handed out and not yet advanced

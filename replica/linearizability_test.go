@@ -440,9 +440,7 @@ func TestLinearizabilityCheckerCatchesViolations(t *testing.T) {
 // while snapSent is set. Skipped until consensus clears snapSent when the
 // peer asks for any slot past the snapshot it was sent.
 func TestJoinerSnapshotAtCommitPromoted(t *testing.T) {
-	if os.Getenv("DOOZERFS_REPRO_SNAPSENT") == "" {
-		t.Skip("consensus bug: a joiner sent a snapshot at the commit point stays Snapshotting for SnapshotTicks; set DOOZERFS_REPRO_SNAPSENT=1 to run")
-	}
+
 	disc := &staticDisc{}
 	var rs []*Replica
 	for i := range 3 {

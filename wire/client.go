@@ -220,7 +220,12 @@ func (s *session) conn(ctx context.Context) (*clientConn, error) {
 	if s.cur != nil && !s.cur.broken() {
 		return s.cur, nil
 	}
-	return nil, s.dialErr
+	if s.dialErr != nil {
+		return nil, s.dialErr
+	}
+	// The round connected, but the connection broke before it could be
+	// used (the replica was closing).
+	return nil, &fs.Error{Kind: fs.KindUnavailable, Detail: "the connection to the replica broke as it was made"}
 }
 
 // dialRound tries each address once, from s.next on, and installs the
