@@ -11,7 +11,6 @@ package replica
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
