@@ -363,6 +363,53 @@ func TestBadInputClosesConnection(t *testing.T) {
 	lc.check("a frame cut short")
 }
 
+// TestConnectionErrorSentBeforeClose reuses the tag of a WATCH in flight,
+// or announces a frame over the limit, while writes make the WATCH send
+// events: the connection error (tag 0) must reach the client before the
+// server closes the connection. Regression: the server queued the error
+// behind the WATCH's frames and closed the connection at once, dropping it.
+func TestConnectionErrorSentBeforeClose(t *testing.T) {
+	r := startBadInputReplica(t)
+	lc := startLiveClient(t, r)
+	for range 3 { // more writers, more WATCH events
+		startLiveClient(t, r)
+	}
+	for i := range 300 {
+		rc := rawDial(t, r.Addr())
+		rc.hello()
+		rc.request(&wire.Request{Tag: 7, Verb: wire.VerbWatch, Path: "/**"})
+		if resp := rc.response(); resp.Tag != 7 || resp.Err != nil || !resp.More {
+			t.Fatalf("WATCH: first response %+v", resp)
+		}
+		want := fs.KindBadRequest
+		if i%2 == 0 {
+			rc.request(&wire.Request{Tag: 7, Verb: wire.VerbGet, Path: "/live/check"})
+		} else {
+			want = fs.KindTooBig
+			rc.write([]byte{0xff, 0xff, 0xff, 0xff})
+		}
+		var got *wire.Response
+		for _, p := range rc.framesUntilClosed() {
+			var resp wire.Response
+			if err := wire.DecodeResponse(p, &resp); err != nil {
+				t.Fatalf("undecodable response: %v", err)
+			}
+			switch {
+			case got != nil:
+				t.Errorf("round %d: a response on tag %d after the connection error", i, resp.Tag)
+			case resp.Tag == 0:
+				got = &resp
+			case resp.Tag != 7:
+				t.Errorf("round %d: a response on tag %d", i, resp.Tag)
+			}
+		}
+		if got == nil || got.Err == nil || got.Err.Kind != want {
+			t.Fatalf("round %d: connection error %+v; want %v on tag 0 before the close", i, got, want)
+		}
+	}
+	lc.check("connection errors")
+}
+
 // TestRandomBytes sends random bytes: before HELLO, after HELLO as a raw
 // stream, and after HELLO as well-framed random payloads, for several
 // seeds. The server answers with errors or closes, and stays up.

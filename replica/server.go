@@ -150,6 +150,20 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		c.Close()
 		reqs.Wait()
 	}()
+	// lastWord sends a connection error (tag 0) before the close: it stops
+	// the requests in flight and waits for them (a while), so that none is
+	// writing and the error goes out now as the last frame, instead of
+	// queued behind a WATCH's frame and dropped by the close.
+	lastWord := func(resp *wire.Response) {
+		cancel()
+		done := make(chan struct{})
+		go func() { reqs.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(lastWordWait):
+		}
+		c.WriteResponse(resp)
+	}
 	for {
 		cc.mu.Lock()
 		idle := len(cc.inflight) == 0
@@ -167,7 +181,7 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 				c.WriteResponse(wire.ErrorResponse(req.Tag, fe))
 				continue
 			case errors.Is(err, wire.ErrFrameTooBig):
-				c.WriteResponse(wire.ErrorResponse(0, &fs.Error{Kind: fs.KindTooBig, Detail: err.Error()}))
+				lastWord(wire.ErrorResponse(0, &fs.Error{Kind: fs.KindTooBig, Detail: err.Error()}))
 			}
 			return
 		}
@@ -182,7 +196,7 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		}
 		if err := cc.admit(req); err != nil {
 			if err.Detail == dupTag {
-				c.WriteResponse(wire.ErrorResponse(0, err))
+				lastWord(wire.ErrorResponse(0, err))
 				return
 			}
 			c.WriteResponse(wire.ErrorResponse(req.Tag, err))
@@ -209,6 +223,10 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 }
 
 const dupTag = "a request with this tag is already in flight"
+
+// lastWordWait bounds how long a connection error waits for the requests
+// in flight to end before it is written.
+const lastWordWait = time.Second
 
 // admit checks a request against the connection's limits and access.
 func (cc *clientConn) admit(req *wire.Request) *fs.Error {
