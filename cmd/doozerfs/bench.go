@@ -582,6 +582,10 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.conns, "conns", 0, "conc-write, local-read: connections the clients share (0: one each)")
 	f.IntVar(&o.p.size, "size", 256, "value size in bytes")
 	f.StringVar(&o.p.prefix, "prefix", "/bench", "directory the workloads write under")
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		printBenchHelp(e.stdout, f)
+		return nil, errBenchHelp
+	}
 	pos, err := parseInterspersed(f, args)
 	if err != nil {
 		return nil, err
@@ -607,6 +611,25 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	}
 	p.prefix = strings.TrimRight(p.prefix, "/")
 	return o, nil
+}
+
+// errBenchHelp ends the command after --help printed the flags.
+var errBenchHelp = errors.New("help printed")
+
+func printBenchHelp(w io.Writer, f *flag.FlagSet) {
+	fmt.Fprintln(w, "usage: doozerfs bench [FLAGS]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Runs the workloads of shared/TARGETS.md against --addr, or by default against a")
+	fmt.Fprintln(w, "single replica started in this process on a temporary data directory.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "workloads:")
+	for _, wl := range workloads {
+		fmt.Fprintf(w, "  %-15s %s; target %s\n", wl.name, wl.def, wl.target.goal)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "flags:")
+	f.SetOutput(w)
+	f.PrintDefaults()
 }
 
 // selectWorkloads returns the workloads named by names (comma-separated), or
@@ -667,6 +690,9 @@ func describeNeeds(n need) string {
 
 func runBench(ctx context.Context, e *env, args []string) error {
 	o, err := parseBenchFlags(e, args)
+	if errors.Is(err, errBenchHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

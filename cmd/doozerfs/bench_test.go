@@ -147,6 +147,13 @@ func TestBenchUsage(t *testing.T) {
 	}
 }
 
+func TestBenchHelp(t *testing.T) {
+	out, _, code := runBenchCmd(t, "--help")
+	if code != exitOK || !strings.Contains(out, "-conc-writes") || !strings.Contains(out, "watch-latency") {
+		t.Errorf("exit %d, help:\n%s", code, out)
+	}
+}
+
 func TestBenchTable(t *testing.T) {
 	seen := map[string]bool{}
 	for _, w := range workloads {
