@@ -219,7 +219,9 @@ func (m *Mirror) health() {
 	const firstRetry = 50 * time.Millisecond
 	retry := firstRetry
 	for {
-		ctx, cancel := context.WithTimeout(m.ctx, m.opts.HealthEvery)
+		// A slow answer is not a lost cluster: the check may take longer
+		// than its interval (a loaded machine) before writes are refused.
+		ctx, cancel := context.WithTimeout(m.ctx, max(m.opts.HealthEvery, 2*time.Second))
 		self, err := m.c.Self(ctx)
 		cancel()
 		switch {
