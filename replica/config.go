@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -32,7 +33,10 @@ type Config struct {
 	// DeadTimeout is how long a voter may be reported dead by gossip
 	// before the leader replaces or removes it.
 	DeadTimeout time.Duration
-	// GossipKey, if set (16, 24 or 32 bytes), encrypts gossip.
+	// GossipKey, if set (16, 24 or 32 bytes), encrypts and authenticates
+	// gossip. When it is empty and Secret is set, gossip is encrypted with
+	// a key derived from Secret, so that a host without the secret can
+	// neither join nor forge gossip (see gossipKey).
 	GossipKey []byte
 	// Gossip tunes memberlist's timings (nil: LAN defaults). For tests.
 	GossipFast bool
@@ -75,6 +79,10 @@ type Config struct {
 	// IdleTimeout closes a client connection with nothing in flight that
 	// has sent nothing for this long.
 	IdleTimeout time.Duration
+	// SendTimeout closes a client connection that has not taken a
+	// response off the network for this long (a reader that stopped
+	// reading, say under a WATCH): what was queued for it is dropped.
+	SendTimeout time.Duration
 
 	// Version is reported by SELF.
 	Version string
@@ -107,6 +115,7 @@ func DefaultConfig() Config {
 		MaxWatches:    1024,
 		HelloTimeout:  10 * time.Second,
 		IdleTimeout:   10 * time.Minute,
+		SendTimeout:   30 * time.Second,
 		Version:       "dev",
 	}
 }
@@ -135,6 +144,9 @@ func (c *Config) check() error {
 	}
 	if c.DeadTimeout <= 0 {
 		c.DeadTimeout = d.DeadTimeout
+	}
+	if c.ROSecret != "" && c.Secret == "" {
+		return fmt.Errorf("replica: a read-only secret without a read-write secret protects nothing (anyone may write): set the read-write secret too")
 	}
 	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return fmt.Errorf("replica: gossip key of %d bytes: must be 16, 24 or 32", n)
@@ -175,6 +187,9 @@ func (c *Config) check() error {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
 	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = d.SendTimeout
+	}
 	if c.Version == "" {
 		c.Version = d.Version
 	}
@@ -182,6 +197,20 @@ func (c *Config) check() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// gossipKey is the key memberlist encrypts gossip with: GossipKey, else
+// one derived from Secret (SHA-256 of a label and the secret), else none.
+// Deriving it means that a replica's secret guards its UDP gossip as it
+// guards its TCP connections: without it, anyone who can send a UDP packet
+// to the port could announce a member (which the leader would then dial,
+// presenting the secret) or declare real members dead.
+func (c *Config) gossipKey() []byte {
+	if len(c.GossipKey) > 0 || c.Secret == "" {
+		return c.GossipKey
+	}
+	k := sha256.Sum256([]byte("doozerfs gossip key v1\x00" + c.Secret))
+	return k[:]
 }
 
 // maxFrame is the frame limit of the wire protocol for this max body.

@@ -42,7 +42,7 @@ func (r *Replica) startGossip(ln *net.TCPListener, udp *net.UDPConn) error {
 		Name:      r.cfg.Name,
 		Transport: tr,
 		Meta:      gossip.Meta{ID: r.id, Addr: adv.String(), Cluster: r.cfg.Cluster},
-		GossipKey: r.cfg.GossipKey,
+		GossipKey: r.cfg.gossipKey(),
 		Timings:   timings,
 		Logger:    r.log.With("lib", "gossip"),
 	})

@@ -153,7 +153,7 @@ func (p *peers) dial(ctx context.Context, addr string, id uint64) (net.Conn, *wi
 		return nil, nil, err
 	}
 	if r.cfg.PeerTLS != nil {
-		nc = tls.Client(nc, r.cfg.PeerTLS)
+		nc = tls.Client(nc, peerTLSFor(r.cfg.PeerTLS, addr))
 	}
 	c := wire.NewConn(nc, r.peerMaxFrame())
 	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -170,6 +170,21 @@ func (p *peers) dial(ctx context.Context, addr string, id uint64) (net.Conn, *wi
 		return nil, nil, err
 	}
 	return nc, c, nil
+}
+
+// peerTLSFor is the TLS configuration for dialling the peer at addr: the
+// peer's certificate must name the host of addr (an IP address is checked
+// against the certificate's IP SANs), unless cfg names the server to
+// verify in every peer's certificate (serve --tls-peer-name).
+func peerTLSFor(cfg *tls.Config, addr string) *tls.Config {
+	if cfg.ServerName != "" {
+		return cfg
+	}
+	cfg = cfg.Clone()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		cfg.ServerName = host
+	}
+	return cfg
 }
 
 // peerMaxFrame is the frame limit on peer connections: a consensus message

@@ -91,26 +91,42 @@ func (s *server) close() {
 	s.wg.Wait()
 }
 
-func (s *server) handle(nc net.Conn) {
+func (s *server) handle(raw net.Conn) {
 	defer s.r.TrackConn("wire")()
 	defer func() {
-		nc.Close()
+		// raw, not nc: the map holds the accepted connection, and nc may
+		// be its TLS wrapping (deleting that would leak the entry, and
+		// the connection limit would fill up with closed connections).
+		raw.Close()
 		s.mu.Lock()
-		delete(s.conns, nc)
+		delete(s.conns, raw)
 		s.mu.Unlock()
 		s.wg.Done()
 	}()
+	// The handshake (TLS and HELLO) must end within HelloTimeout.
+	raw.SetDeadline(time.Now().Add(s.r.cfg.HelloTimeout))
+	nc := raw
 	if s.r.cfg.TLS != nil {
-		nc = tls.Server(nc, s.r.cfg.TLS)
+		pc, isTLS, err := sniffTLS(raw)
+		if err != nil {
+			return
+		}
+		if !isTLS {
+			s.refusePlain(pc)
+			return
+		}
+		nc = tls.Server(pc, s.r.cfg.TLS)
 	}
+	// A write that fails (SendTimeout ran out: the other side stopped
+	// reading) closes the connection, so that it holds nothing queued.
+	nc = &sendGuard{Conn: nc, raw: raw}
 	c := wire.NewConn(nc, s.r.cfg.maxFrame())
-	c.SetWriteTimeout(30 * time.Second)
-	nc.SetReadDeadline(time.Now().Add(s.r.cfg.HelloTimeout))
+	c.SetWriteTimeout(s.r.cfg.SendTimeout)
 	hello, access, err := wire.Accept(c, &s.policy)
 	if err != nil {
 		return
 	}
-	nc.SetReadDeadline(time.Time{})
+	nc.SetDeadline(time.Time{})
 	switch hello.Kind {
 	case wire.ConnClient:
 		s.serveClient(c, nc, access)
@@ -126,6 +142,69 @@ func (s *server) handle(nc net.Conn) {
 		c.WriteResponse(wire.ErrorResponse(0, &fs.Error{Kind: fs.KindBadRequest,
 			Detail: "this replica does not take " + string(hello.Kind) + " connections"}))
 	}
+}
+
+// sendGuard closes its connection when a write fails: a write that timed
+// out leaves the connection useless, and closing it ends the goroutines
+// serving it and frees what they queued, instead of keeping them until
+// the other side closes. It closes the TCP connection under any TLS, as
+// a TLS close would first try to send an alert to a peer that is not
+// reading.
+type sendGuard struct {
+	net.Conn
+	raw net.Conn
+}
+
+func (g *sendGuard) Write(p []byte) (int, error) {
+	n, err := g.Conn.Write(p)
+	if err != nil {
+		g.raw.Close()
+	}
+	return n, err
+}
+
+// tlsRecordHandshake is the first byte of a TLS connection (the record
+// type of the ClientHello). A plain-text HELLO starts with the high byte of
+// its length, which is 0.
+const tlsRecordHandshake = 0x16
+
+// sniffTLS reads the first byte of nc and says whether the dialler speaks
+// TLS; the returned connection reads that byte again.
+func sniffTLS(nc net.Conn) (net.Conn, bool, error) {
+	var b [1]byte
+	if _, err := io.ReadFull(nc, b[:]); err != nil {
+		return nil, false, err
+	}
+	return &prefixConn{Conn: nc, prefix: b[:]}, b[0] == tlsRecordHandshake, nil
+}
+
+// prefixConn is a net.Conn whose first reads return prefix.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.prefix) > 0 {
+		n := copy(b, p.prefix)
+		p.prefix = p.prefix[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// refusePlain answers a plain-text HELLO on a TLS-only port with a refusal
+// the dialler can read (instead of a TLS alert it would take for a broken
+// frame), so that a client without TLS configured fails with a clear
+// message.
+func (s *server) refusePlain(nc net.Conn) {
+	c := wire.NewConn(nc, s.r.cfg.maxFrame())
+	if _, err := c.ReadFrame(); err != nil {
+		return
+	}
+	s.r.log.Debug("plain-text connection refused on a TLS port", "remote", nc.RemoteAddr().String())
+	nc.Write(wire.AppendHelloReply(nil, &wire.HelloReply{Version: wire.ProtocolVersion,
+		Err: &fs.Error{Kind: fs.KindBadRequest, Detail: "this replica takes TLS connections only: connect with TLS (--tls-ca)"}}))
 }
 
 // clientConn is the state of one client connection.
@@ -378,6 +457,9 @@ func (cc *clientConn) walk(v *fs.View, glob string) ([]wire.File, error) {
 func (cc *clientConn) write(ctx context.Context, req *wire.Request) *wire.Response {
 	r := cc.s.r
 	resp := &wire.Response{Tag: req.Tag}
+	if err := checkWritePaths(req); err != nil {
+		return wire.ErrorResponse(req.Tag, err)
+	}
 	var err error
 	switch req.Verb {
 	case wire.VerbSet:
@@ -406,6 +488,24 @@ func (cc *clientConn) write(ctx context.Context, req *wire.Request) *wire.Respon
 		return wire.ErrorResponse(req.Tag, err)
 	}
 	return resp
+}
+
+// checkWritePaths refuses a write with a bad path before it is proposed:
+// applying it would refuse it too, but only after consensus had carried,
+// logged and kept it (a TXN of as many bad operations as fit in a frame
+// cost the replica tens of MiB each).
+func checkWritePaths(req *wire.Request) error {
+	switch req.Verb {
+	case wire.VerbSet, wire.VerbDel, wire.VerbMkdir:
+		return fs.ValidPath(req.Path)
+	case wire.VerbTxn:
+		for i := range req.Ops {
+			if err := fs.ValidPath(req.Ops[i].Path); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // from resolves a WAIT or WATCH start revision: 0 means the next one.

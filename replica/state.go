@@ -108,8 +108,14 @@ func readSnapHeader(r *bufio.Reader) (*snapHeader, error) {
 	if n > 1<<30 {
 		return nil, fmt.Errorf("replica: snapshot header of %d bytes is not believable", n)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Read what is there rather than allocate what the length claims: a
+	// damaged or forged length would cost up to 1 GiB before the read
+	// found the stream short.
+	b, err := io.ReadAll(io.LimitReader(r, int64(n)))
+	if err == nil && uint64(len(b)) != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
 		return nil, fmt.Errorf("replica: snapshot header: %w", err)
 	}
 	if len(b) < len(snapHeaderMagic) || string(b[:len(snapHeaderMagic)]) != snapHeaderMagic {

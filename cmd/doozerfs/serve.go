@@ -97,7 +97,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	join := f.String("join", "", "addresses of members of the cluster to join, comma-separated (none: found a new cluster on an empty data dir)")
 	f.IntVar(&cfg.Voters, "voters", cfg.Voters, "voters to keep when enough members are healthy: 1, 3, 5 or 7")
 	f.DurationVar(&cfg.DeadTimeout, "dead-timeout", cfg.DeadTimeout, "replace or remove a voter gossip has reported dead this long")
-	gossipKey := f.String("gossip-key", e.getenv("DOOZERFS_GOSSIP_KEY"), "base64 key (16, 24 or 32 bytes) encrypting gossip (env DOOZERFS_GOSSIP_KEY)")
+	gossipKey := f.String("gossip-key", e.getenv("DOOZERFS_GOSSIP_KEY"), "base64 key (16, 24 or 32 bytes) encrypting gossip (env DOOZERFS_GOSSIP_KEY; default: derived from --secret, if set)")
 	f.IntVar(&cfg.History, "history", cfg.History, "revisions kept readable for WAIT, WATCH and reads at a past revision")
 	f.IntVar(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest file body in bytes")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "answer a write TIMEOUT after this long")
@@ -105,10 +105,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	f.StringVar(&cfg.Secret, "secret", e.getenv("DOOZERFS_SECRET"), "read-write secret (env DOOZERFS_SECRET)")
 	f.StringVar(&cfg.ROSecret, "ro-secret", e.getenv("DOOZERFS_RO_SECRET"), "read-only secret (env DOOZERFS_RO_SECRET)")
 	f.BoolVar(&cfg.Repair, "repair", false, "start past damage in the WAL or a snapshot, keeping a copy of the damaged file")
-	var tlsCert, tlsKey, tlsCA string
-	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve TLS")
+	var tlsCert, tlsKey, tlsCA, tlsPeerName string
+	f.StringVar(&tlsCert, "tls-cert", "", "PEM certificate: serve TLS, and present it to the other replicas")
 	f.StringVar(&tlsKey, "tls-key", "", "PEM key of --tls-cert")
-	f.StringVar(&tlsCA, "tls-ca", "", "PEM CA: require client certificates signed by it")
+	f.StringVar(&tlsCA, "tls-ca", "", "PEM CA: require client and peer certificates signed by it, and verify the other replicas' against it (default: the system's roots)")
+	f.StringVar(&tlsPeerName, "tls-peer-name", "", "name to verify in the other replicas' certificates (default: the host of the address dialled, usually an IP)")
+	f.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most connections open at once (clients, peers, gossip); more are closed at once")
+	f.IntVar(&cfg.MaxInflight, "max-inflight", cfg.MaxInflight, "most requests in flight on one client connection")
+	f.IntVar(&cfg.MaxWatches, "max-watches", cfg.MaxWatches, "most WATCH and WAIT requests open on one client connection")
+	f.DurationVar(&cfg.HelloTimeout, "hello-timeout", cfg.HelloTimeout, "close a new connection that has not finished TLS and HELLO within this long")
+	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a client connection with nothing in flight that sent nothing for this long")
+	f.DurationVar(&cfg.SendTimeout, "send-timeout", cfg.SendTimeout, "close a client connection that has not read what the replica sent for this long")
 	mountDir := f.String("mount", "", "mount the replica's tree at this directory")
 	var mf mountFlags
 	mf.register(f, "mount-")
@@ -138,14 +145,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return usagef("--gossip-key: not base64: %v", err)
 		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return usagef("--gossip-key: %d bytes; want 16, 24 or 32 (openssl rand -base64 32)", n)
+		}
 		cfg.GossipKey = k
 	}
 	if tlsCert != "" || tlsKey != "" {
-		tc, err := serverTLS(tlsCert, tlsKey, tlsCA)
+		tc, pc, err := serverTLS(tlsCert, tlsKey, tlsCA, tlsPeerName)
 		if err != nil {
 			return usagef("%v", err)
 		}
-		cfg.TLS = tc
+		cfg.TLS, cfg.PeerTLS = tc, pc
+	} else if tlsCA != "" || tlsPeerName != "" {
+		return usagef("--tls-ca and --tls-peer-name need --tls-cert and --tls-key")
 	}
 	r, err := replica.Open(cfg)
 	if err != nil {
@@ -228,27 +240,35 @@ func waitCaughtUp(ctx context.Context, r *replica.Replica, log *slog.Logger) {
 	}
 }
 
-func serverTLS(cert, key, ca string) (*tls.Config, error) {
+// serverTLS returns the TLS configurations of serve --tls-cert: server for
+// the connections the replica accepts (with a CA, every dialler must
+// present a certificate the CA signed: mutual TLS for peers, gossip and
+// clients alike), and peer for those it dials to the other replicas (it
+// presents the same certificate and verifies theirs against the CA, or the
+// system's roots without one, for peerName or else the host dialled).
+func serverTLS(cert, key, ca, peerName string) (server, peer *tls.Config, err error) {
 	if cert == "" || key == "" {
-		return nil, errors.New("--tls-cert and --tls-key go together")
+		return nil, nil, errors.New("--tls-cert and --tls-key go together")
 	}
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
-		return nil, fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
+		return nil, nil, fmt.Errorf("loading --tls-cert/--tls-key: %w", err)
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	server = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	peer = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, ServerName: peerName}
 	if ca != "" {
 		pem, err := os.ReadFile(ca)
 		if err != nil {
-			return nil, fmt.Errorf("reading --tls-ca: %w", err)
+			return nil, nil, fmt.Errorf("reading --tls-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", ca)
+			return nil, nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", ca)
 		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		server.ClientCAs, server.ClientAuth = pool, tls.RequireAndVerifyClientCert
+		peer.RootCAs = pool
 	}
-	return tc, nil
+	return server, peer, nil
 }
 
 func runMount(ctx context.Context, e *env, args []string) error {

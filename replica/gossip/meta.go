@@ -81,7 +81,7 @@ func decodeMeta(b []byte) (Meta, byte, error) {
 	}
 	flags := b[1]
 	b = b[2:]
-	id, n := binary.Uvarint(b)
+	id, n := uvarint(b)
 	if n <= 0 {
 		return m, 0, errMetaShort
 	}
@@ -100,8 +100,18 @@ func decodeMeta(b []byte) (Meta, byte, error) {
 	return m, flags, nil
 }
 
+// uvarint is binary.Uvarint refusing (n = 0) a number in more bytes than
+// it needs, so that each Meta has one encoding.
+func uvarint(b []byte) (uint64, int) {
+	v, n := binary.Uvarint(b)
+	if n > 1 && b[n-1] == 0 {
+		return 0, 0
+	}
+	return v, n
+}
+
 func metaString(b []byte) (string, []byte, error) {
-	l, n := binary.Uvarint(b)
+	l, n := uvarint(b)
 	if n <= 0 || l > uint64(len(b)-n) {
 		return "", nil, errMetaShort
 	}
