@@ -36,6 +36,11 @@ func (l *leaseClock) applied(t *fs.Tree, m *fs.Mutation, res fs.Result, err erro
 	if err != nil {
 		return
 	}
+	if l.ttl == nil {
+		// Open replays the WAL before the loop starts the clock; the
+		// loop's init then restarts every deadline.
+		l.init(t, now)
+	}
 	switch m.Kind {
 	case fs.MutLeaseGrant:
 		l.ttl[res.Lease] = time.Duration(m.TTL)
