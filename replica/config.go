@@ -55,6 +55,10 @@ type Config struct {
 	SnapshotEvery uint64
 	// Tick is the consensus clock's period.
 	Tick time.Duration
+	// SessionTTL is the TTL of the session lease that a mount's ephemeral
+	// files are bound to (user.doozerfs.ephemeral): they vanish about this
+	// long after the replica dies.
+	SessionTTL time.Duration
 
 	// Secret and ROSecret are the read-write and read-only tokens; empty
 	// Secret lets anyone read and write.
@@ -110,6 +114,7 @@ func DefaultConfig() Config {
 		NoLeaderGrace: 3 * time.Second,
 		SnapshotEvery: 10000,
 		Tick:          10 * time.Millisecond,
+		SessionTTL:    10 * time.Second,
 		MaxConns:      10000,
 		MaxInflight:   4096,
 		MaxWatches:    1024,
@@ -171,6 +176,9 @@ func (c *Config) check() error {
 	}
 	if c.Tick <= 0 {
 		c.Tick = d.Tick
+	}
+	if c.SessionTTL <= 0 {
+		c.SessionTTL = d.SessionTTL
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = d.MaxConns

@@ -114,19 +114,16 @@ func (r *Replica) LeaseRevoke(ctx context.Context, id int64) (int64, error) {
 	return res.Rev, err
 }
 
-// sessionTTL is the TTL of the lease a mount's ephemeral files are bound
-// to; the replica renews it while it runs.
-const sessionTTL = 10 * time.Second
-
-// SessionLease returns this replica's session lease, granting it on first
-// use, and keeps it alive until the replica stops.
+// SessionLease returns this replica's session lease (TTL
+// Config.SessionTTL), granting it on first use, and keeps it alive until
+// the replica stops.
 func (r *Replica) SessionLease(ctx context.Context) (int64, error) {
 	r.sessMu.Lock()
 	defer r.sessMu.Unlock()
 	if r.sess != 0 && r.sessErr == nil {
 		return r.sess, nil
 	}
-	id, _, err := r.LeaseGrant(ctx, sessionTTL)
+	id, _, err := r.LeaseGrant(ctx, r.cfg.SessionTTL)
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +133,8 @@ func (r *Replica) SessionLease(ctx context.Context) (int64, error) {
 }
 
 func (r *Replica) keepSession(id int64) {
-	t := time.NewTicker(sessionTTL / 3)
+	every := r.cfg.SessionTTL / 3
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -146,7 +144,7 @@ func (r *Replica) keepSession(id int64) {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), sessionTTL/3)
+		ctx, cancel := context.WithTimeout(context.Background(), every)
 		_, err := r.LeaseRenew(ctx, id)
 		cancel()
 		if fs.KindOf(err) == fs.KindNoLease {

@@ -117,6 +117,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a client connection with nothing in flight that sent nothing for this long")
 	f.DurationVar(&cfg.SendTimeout, "send-timeout", cfg.SendTimeout, "close a client connection that has not read what the replica sent for this long")
 	mountDir := f.String("mount", "", "mount the replica's tree at this directory")
+	f.DurationVar(&cfg.SessionTTL, "session-ttl", cfg.SessionTTL, "TTL of the mount's session lease: ephemeral files vanish this long after the replica dies")
 	var mf mountFlags
 	mf.register(f, "mount-")
 	level := f.String("log-level", "info", "log level: debug, info, warn, error")
@@ -276,6 +277,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	var mf mountFlags
 	mf.register(fset, "")
 	level := fset.String("log-level", "info", "log level: debug, info, warn, error")
+	sessionTTL := fset.Duration("session-ttl", 10*time.Second, "TTL of the mount's session lease: ephemeral files vanish this long after this process dies")
 	pos, err := parseInterspersed(fset, args)
 	if err != nil {
 		return err
@@ -298,7 +300,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	mirror, err := mount.NewMirror(ctx, c, mount.MirrorOptions{Root: opts.Root, Logger: log})
+	mirror, err := mount.NewMirror(ctx, c, mount.MirrorOptions{Root: opts.Root, LeaseTTL: *sessionTTL, Logger: log})
 	if err != nil {
 		return err
 	}
