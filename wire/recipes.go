@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -27,14 +28,22 @@ type Session struct {
 // NewSession grants a lease of the given TTL and renews it every third of
 // the TTL until Close, or until the lease is lost (Done is closed then,
 // and Err says why). ctx bounds only the grant.
+//
+// The lease is taken as lost when the cluster answers NO_LEASE, and also
+// when no renewal has succeeded for a whole TTL (the cluster could not be
+// reached, or this process was paused): the cluster may have expired it
+// by then, and a lock or a leadership bound to it may have passed to
+// another. A renewal's success is counted from when it was sent, so the
+// session ends no later than the cluster could expire the lease.
 func (c *Client) NewSession(ctx context.Context, ttl time.Duration) (*Session, error) {
+	sent := time.Now()
 	id, err := c.LeaseGrant(ctx, ttl)
 	if err != nil {
 		return nil, err
 	}
 	kctx, cancel := context.WithCancel(context.Background())
 	s := &Session{c: c, id: id, ttl: ttl, cancel: cancel, done: make(chan struct{})}
-	go s.keepAlive(kctx)
+	go s.keepAlive(kctx, sent)
 	return s, nil
 }
 
@@ -54,29 +63,56 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-func (s *Session) keepAlive(ctx context.Context) {
+func (s *Session) keepAlive(ctx context.Context, lastOK time.Time) {
 	defer close(s.done)
 	every := max(s.ttl/3, 10*time.Millisecond)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// lastOK is when the last renewal that succeeded was sent: the lease
+	// lives at least until lastOK+ttl, and may end then.
+	expire := time.NewTimer(time.Until(lastOK.Add(s.ttl)))
+	defer expire.Stop()
+	var lastErr error
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-expire.C:
+			s.lost(&fs.Error{Kind: fs.KindNoLease, Detail: fmt.Sprintf(
+				"lease %d: no renewal succeeded for its whole TTL %v; it may have expired (last error: %v)", s.id, s.ttl, lastErr)})
+			return
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, every)
+		sent := time.Now()
+		rctx, cancel := context.WithDeadline(ctx, minTime(sent.Add(every), lastOK.Add(s.ttl)))
 		_, err := s.c.LeaseRenew(rctx, s.id)
 		cancel()
-		if fs.KindOf(err) == fs.KindNoLease {
-			s.mu.Lock()
-			s.err = err
-			s.mu.Unlock()
+		switch {
+		case err == nil:
+			lastOK = sent
+			expire.Reset(time.Until(lastOK.Add(s.ttl)))
+		case fs.KindOf(err) == fs.KindNoLease:
+			s.lost(err)
 			return
+		default:
+			// No leader for a moment, a replica failing over: retried
+			// at the next tick, until the TTL runs out.
+			lastErr = err
 		}
-		// Other errors (no leader for a moment, a replica failing over)
-		// are retried at the next tick; the lease lives a whole TTL.
 	}
+}
+
+func (s *Session) lost(err error) {
+	s.mu.Lock()
+	s.err = err
+	s.mu.Unlock()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // Close stops renewing and revokes the lease, deleting its files at once.
@@ -115,10 +151,14 @@ func (c *Client) Lock(ctx context.Context, path string, s *Session, value []byte
 		if err == nil {
 			return &Lock{c: c, Path: path, Token: rev}, nil
 		}
+		if fs.KindOf(err) == fs.KindTimeout && ctx.Err() == nil {
+			// The outcome is unknown: look again. If the create took
+			// effect, the file is found bound to s below.
+			continue
+		}
 		if !errors.Is(err, fs.ErrRevMismatch) {
 			return nil, err
 		}
-		// Held by someone else: wait for the file to go.
 		st, err := c.Stat(ctx, path, 0)
 		if errors.Is(err, fs.ErrNoEnt) {
 			continue
@@ -126,6 +166,13 @@ func (c *Client) Lock(ctx context.Context, path string, s *Session, value []byte
 		if err != nil {
 			return nil, err
 		}
+		if st.Lease == s.ID() {
+			// Held by this session already (an earlier attempt whose
+			// answer was lost took it): waiting for it to go would
+			// wait for ever.
+			return &Lock{c: c, Path: path, Token: st.Rev}, nil
+		}
+		// Held by someone else: wait for the file to go.
 		if err := c.waitGone(ctx, path, st.Rev); err != nil {
 			return nil, err
 		}

@@ -103,7 +103,36 @@ func closeSession(s *wire.Session) {
 	s.Close(ctx)
 }
 
+// runRegister keeps path bound to a live lease while the process runs. If
+// the lease is lost (the cluster answered NO_LEASE, or could not be
+// reached for a whole TTL), the file is gone: it registers again as soon
+// as the cluster answers.
 func runRegister(ctx context.Context, e *env, c *wire.Client, path string, ttl time.Duration, value []byte) error {
+	registered := false
+	lastMsg := ""
+	for {
+		err := registerOnce(ctx, e, c, path, ttl, value, &registered)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !registered || !transient(err) {
+			return err
+		}
+		if msg := err.Error(); msg != lastMsg {
+			lastMsg = msg
+			fmt.Fprintf(e.stderr, "doozerfs register: %s is not registered (%v); trying again\n", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(min(time.Second, ttl)):
+		}
+	}
+}
+
+// registerOnce binds path to a new session's lease and holds it until the
+// session ends; registered is set once the file is written.
+func registerOnce(ctx context.Context, e *env, c *wire.Client, path string, ttl time.Duration, value []byte, registered *bool) error {
 	s, err := c.NewSession(ctx, ttl)
 	if err != nil {
 		return err
@@ -113,13 +142,24 @@ func runRegister(ctx context.Context, e *env, c *wire.Client, path string, ttl t
 	if err != nil {
 		return err
 	}
+	*registered = true
 	fmt.Fprintf(e.stdout, "registered %s at rev %d (lease %d, ttl %v)\n", path, rev, s.ID(), ttl)
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-s.Done():
-		return fmt.Errorf("the lease was lost (%v); %s is gone", s.Err(), path)
+		return fmt.Errorf("the lease was lost, %s is gone: %w", path, s.Err())
 	}
+}
+
+// transient reports whether err may go away by itself: the cluster out of
+// reach or without a leader for a while, or a lease lost meanwhile.
+func transient(err error) bool {
+	switch fs.KindOf(err) {
+	case fs.KindNoLease, fs.KindUnavailable, fs.KindReadOnly, fs.KindTimeout:
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }
 
 func runLock(ctx context.Context, e *env, c *wire.Client, path string, argv []string, ttl time.Duration, value string) error {
