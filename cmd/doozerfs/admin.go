@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -60,7 +61,11 @@ func init() {
 				if m.Leader {
 					lead = "*"
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\n", m.Name, m.ID, m.Addr, m.Role, m.State, lead, m.Applied)
+				rev := "-" // only the answering replica knows its own
+				if m.Applied > 0 {
+					rev = strconv.FormatInt(m.Applied, 10)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.ID, m.Addr, m.Role, m.State, lead, rev)
 			}
 			return tw.Flush()
 		}))
