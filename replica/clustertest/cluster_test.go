@@ -84,6 +84,7 @@ type host struct {
 	data  string
 	mnt   string
 	join  string
+	extra []string // more serve flags
 	cmd   *exec.Cmd
 	log   *bytes.Buffer
 	logMu *sync.Mutex
@@ -129,6 +130,7 @@ func (h *host) start() {
 	if h.join != "" {
 		args = append(args, "--join", h.join)
 	}
+	args = append(args, h.extra...)
 	h.cmd = exec.Command(binary, args...)
 	h.cmd.Stdout = lockedWriter{h.logMu, h.log}
 	h.cmd.Stderr = lockedWriter{h.logMu, h.log}
@@ -204,8 +206,9 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 }
 
 // startCluster starts n hosts, the first founding, the rest joining it,
-// and waits until n voters (at most 3) are listed.
-func startCluster(t *testing.T, n int) []*host {
+// and waits until n voters (at most 3) are listed. extra are more serve
+// flags for every host.
+func startCluster(t *testing.T, n int, extra ...string) []*host {
 	var hs []*host
 	for i := range n {
 		join := ""
@@ -213,6 +216,7 @@ func startCluster(t *testing.T, n int) []*host {
 			join = hs[0].addr
 		}
 		h := newHost(t, fmt.Sprintf("host%d", i+1), join)
+		h.extra = extra
 		h.start()
 		hs = append(hs, h)
 	}
