@@ -76,6 +76,10 @@ type Config struct {
 	MaxConns int
 	// MaxInflight bounds the requests in flight on one connection.
 	MaxInflight int
+	// MaxInflightBytes bounds the bytes (bodies and paths) of the requests
+	// in flight on one connection: past it, the replica reads no more
+	// from the connection until some of them end.
+	MaxInflightBytes int
 	// MaxWatches bounds the WATCH and WAIT requests open on one connection.
 	MaxWatches int
 	// HelloTimeout bounds the wait for HELLO on a new connection.
@@ -103,25 +107,26 @@ type Config struct {
 // DefaultConfig returns the defaults of `doozerfs serve`.
 func DefaultConfig() Config {
 	return Config{
-		Addr:          "127.0.0.1:8046",
-		DataDir:       "data",
-		Cluster:       "doozerfs",
-		Voters:        3,
-		DeadTimeout:   30 * time.Second,
-		History:       fs.DefaultHistory,
-		MaxBody:       1 << 20,
-		WriteTimeout:  10 * time.Second,
-		NoLeaderGrace: 3 * time.Second,
-		SnapshotEvery: 10000,
-		Tick:          10 * time.Millisecond,
-		SessionTTL:    10 * time.Second,
-		MaxConns:      10000,
-		MaxInflight:   4096,
-		MaxWatches:    1024,
-		HelloTimeout:  10 * time.Second,
-		IdleTimeout:   10 * time.Minute,
-		SendTimeout:   30 * time.Second,
-		Version:       "dev",
+		Addr:             "127.0.0.1:8046",
+		DataDir:          "data",
+		Cluster:          "doozerfs",
+		Voters:           3,
+		DeadTimeout:      30 * time.Second,
+		History:          fs.DefaultHistory,
+		MaxBody:          1 << 20,
+		WriteTimeout:     10 * time.Second,
+		NoLeaderGrace:    3 * time.Second,
+		SnapshotEvery:    10000,
+		Tick:             10 * time.Millisecond,
+		SessionTTL:       10 * time.Second,
+		MaxConns:         10000,
+		MaxInflight:      4096,
+		MaxInflightBytes: 16 << 20,
+		MaxWatches:       1024,
+		HelloTimeout:     10 * time.Second,
+		IdleTimeout:      10 * time.Minute,
+		SendTimeout:      30 * time.Second,
+		Version:          "dev",
 	}
 }
 
@@ -185,6 +190,9 @@ func (c *Config) check() error {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = d.MaxInflight
+	}
+	if c.MaxInflightBytes <= 0 {
+		c.MaxInflightBytes = d.MaxInflightBytes
 	}
 	if c.MaxWatches <= 0 {
 		c.MaxWatches = d.MaxWatches

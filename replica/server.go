@@ -216,6 +216,8 @@ type clientConn struct {
 	mu       sync.Mutex
 	inflight map[uint32]context.CancelFunc
 	watches  int
+	bytes    int        // requestSize of the requests in flight
+	room     *sync.Cond // on mu: signalled when a request ends
 }
 
 // serveClient reads requests until the connection ends; each request runs
@@ -223,6 +225,7 @@ type clientConn struct {
 func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cc := &clientConn{s: s, c: c, access: access, inflight: make(map[uint32]context.CancelFunc)}
+	cc.room = sync.NewCond(&cc.mu)
 	var reqs sync.WaitGroup
 	defer func() {
 		cancel()
@@ -245,6 +248,13 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 	}
 	for {
 		cc.mu.Lock()
+		// Past MaxInflightBytes, read nothing more until requests end:
+		// TCP's flow control then holds the client back, and what the
+		// connection costs stays bounded (requests end within the write
+		// timeout, or with the connection).
+		for cc.bytes >= s.r.cfg.MaxInflightBytes {
+			cc.room.Wait()
+		}
 		idle := len(cc.inflight) == 0
 		cc.mu.Unlock()
 		if idle {
@@ -283,8 +293,10 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 			continue
 		}
 		rctx, rcancel := context.WithCancel(ctx)
+		size := requestSize(req)
 		cc.mu.Lock()
 		cc.inflight[req.Tag] = rcancel
+		cc.bytes += size
 		cc.mu.Unlock()
 		reqs.Add(1)
 		go func() {
@@ -296,12 +308,24 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 			if req.Verb == wire.VerbWatch || req.Verb == wire.VerbWait {
 				cc.watches--
 			}
+			cc.bytes -= size
+			cc.room.Broadcast()
 			cc.mu.Unlock()
 		}()
 	}
 }
 
 const dupTag = "a request with this tag is already in flight"
+
+// requestSize is about what a request in flight holds: its bodies and
+// paths, and a little for the rest.
+func requestSize(req *wire.Request) int {
+	n := 256 + len(req.Path) + len(req.Body)
+	for i := range req.Ops {
+		n += 64 + len(req.Ops[i].Path) + len(req.Ops[i].Body)
+	}
+	return n
+}
 
 // lastWordWait bounds how long a connection error waits for the requests
 // in flight to end before it is written.

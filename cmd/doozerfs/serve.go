@@ -112,6 +112,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	f.StringVar(&tlsPeerName, "tls-peer-name", "", "name to verify in the other replicas' certificates (default: the host of the address dialled, usually an IP)")
 	f.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most connections open at once (clients, peers, gossip); more are closed at once")
 	f.IntVar(&cfg.MaxInflight, "max-inflight", cfg.MaxInflight, "most requests in flight on one client connection")
+	f.IntVar(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "most bytes of requests in flight on one client connection; past it the replica stops reading the connection until some end")
 	f.IntVar(&cfg.MaxWatches, "max-watches", cfg.MaxWatches, "most WATCH and WAIT requests open on one client connection")
 	f.DurationVar(&cfg.HelloTimeout, "hello-timeout", cfg.HelloTimeout, "close a new connection that has not finished TLS and HELLO within this long")
 	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close a client connection with nothing in flight that sent nothing for this long")
