@@ -267,3 +267,50 @@ func TestGossipJoinAndDeadVoterReplaced(t *testing.T) {
 		return fs.KindOf(err) == fs.KindNoEnt
 	})
 }
+
+// TestIsolatedReplicaRefusesWritesAtOnce: a replica cut off from the
+// others holds a write only for NoLeaderGrace after it lost its leader;
+// after that it knows it has no quorum and refuses writes at once.
+func TestIsolatedReplicaRefusesWritesAtOnce(t *testing.T) {
+	disc := &staticDisc{}
+	faults := &netFaults{}
+	rs, _ := startCluster(t, 3, disc, func(c *Config) {
+		c.faults = faults
+		c.NoLeaderGrace = 2 * time.Second
+	})
+	lead := leaderOf(rs)
+	var f *Replica
+	for _, r := range rs {
+		if r != lead {
+			f = r
+			break
+		}
+	}
+	ids := []uint64{rs[0].id, rs[1].id, rs[2].id}
+	faults.isolate(f.id, ids)
+	waitFor(t, "the isolated replica to lose its leader", 20*time.Second, func() bool { return f.leader.Load() == 0 })
+	if err := f.Writable(); fs.KindOf(err) != fs.KindReadOnly {
+		t.Fatalf("Writable on the isolated replica: %v, want READONLY", err)
+	}
+	ctx := testCtx(t)
+	op := []fs.Op{{Kind: fs.OpSet, Path: "/x", Rev: fs.Clobber, Body: []byte("x")}}
+	if _, err := f.Txn(ctx, op); fs.KindOf(err) != fs.KindReadOnly {
+		t.Fatalf("first write on the isolated replica: %v, want READONLY", err)
+	}
+	// Past the grace: refused without waiting for a leader (well within a
+	// deadline shorter than the grace).
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := f.Txn(qctx, op); fs.KindOf(err) != fs.KindReadOnly {
+		t.Fatalf("second write on the isolated replica: %v, want READONLY at once", err)
+	}
+	// Reads keep working there.
+	if _, err := f.tree.View().GetDir("/"); err != nil {
+		t.Fatal(err)
+	}
+	faults.heal()
+	waitFor(t, "a leader again", 20*time.Second, func() bool { return f.leader.Load() != 0 })
+	if _, err := f.Txn(ctx, op); err != nil {
+		t.Fatalf("write after healing: %v", err)
+	}
+}

@@ -85,8 +85,20 @@ func (r *Replica) loop() {
 // submit proposes p, or holds it while no leader is known.
 func (r *Replica) submit(p *proposal) {
 	if r.leader.Load() == 0 {
+		// Held for a leader until NoLeaderGrace after the replica lost
+		// its leader: at once READONLY when it has been without one for
+		// longer (a minority partition knows it has no quorum).
+		now := time.Now()
+		if r.noLeaderSince.IsZero() {
+			r.noLeaderSince = now
+		}
 		if p.until.IsZero() {
-			p.until = time.Now().Add(r.cfg.NoLeaderGrace)
+			p.until = r.noLeaderSince.Add(r.cfg.NoLeaderGrace)
+		}
+		if now.After(p.until) {
+			p.res <- propResult{err: &fs.Error{Kind: fs.KindReadOnly,
+				Detail: "no leader is known (no quorum); nothing was proposed"}}
+			return
 		}
 		r.held = append(r.held, p)
 		return
@@ -182,6 +194,11 @@ func (r *Replica) process() error {
 	}
 	st := r.node.Status()
 	r.cstatus.Store(&st)
+	if st.Leader != 0 {
+		r.noLeaderSince = time.Time{}
+	} else if r.noLeaderSince.IsZero() {
+		r.noLeaderSince = time.Now()
+	}
 	r.metrics.leaderSeen(st.Leader)
 	r.leader.Store(st.Leader)
 	r.role.Store(uint32(st.Role))

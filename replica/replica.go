@@ -59,34 +59,35 @@ type Replica struct {
 	sessErr error // why the session lease ended
 
 	// Owned by the loop goroutine.
-	node       *consensus.Node
-	waiters    map[consensus.ProposalID]*proposal
-	held       []*proposal // waiting for a leader to be known
-	reads      map[uint64]*readReq
-	readSeq    uint64
-	dedup      dedup
-	conf       consensus.ConfigState
-	lastTime   int64
-	applied    uint64
-	snapSlot   uint64 // slot of the newest snapshot saved
-	snapIndex  uint64 // its WAL index
-	prevIndex  uint64 // WAL index of the snapshot before it
-	snapping   bool
-	snapDone   chan snapResult
-	hs         consensus.HardState // the newest hard state written
-	hsIndex    uint64              // WAL index of the newest hard state record
-	snapRetry  time.Time           // no snapshot attempt before this time
-	entryIndex map[uint64]uint64   // WAL index of the newest record of each slot not yet applied
-	leases     leaseClock
-	pending    *pendingInstall // a received snapshot consensus has taken
-	disc       discovery       // gossip; nil for a replica without peers
-	namesMu    sync.Mutex
-	names      map[uint64]string                // member names learnt from gossip (namesMu)
-	cstatus    atomic.Pointer[consensus.Status] // published after every Ready
-	ctlPending bool                             // a /ctl/node update is in flight
-	ctlAt      time.Time
-	policyAt   time.Time
-	ctlRes     chan propResult
+	node          *consensus.Node
+	waiters       map[consensus.ProposalID]*proposal
+	held          []*proposal // waiting for a leader to be known
+	reads         map[uint64]*readReq
+	readSeq       uint64
+	dedup         dedup
+	conf          consensus.ConfigState
+	lastTime      int64
+	applied       uint64
+	snapSlot      uint64 // slot of the newest snapshot saved
+	snapIndex     uint64 // its WAL index
+	prevIndex     uint64 // WAL index of the snapshot before it
+	snapping      bool
+	snapDone      chan snapResult
+	hs            consensus.HardState // the newest hard state written
+	hsIndex       uint64              // WAL index of the newest hard state record
+	snapRetry     time.Time           // no snapshot attempt before this time
+	entryIndex    map[uint64]uint64   // WAL index of the newest record of each slot not yet applied
+	leases        leaseClock
+	pending       *pendingInstall // a received snapshot consensus has taken
+	disc          discovery       // gossip; nil for a replica without peers
+	namesMu       sync.Mutex
+	names         map[uint64]string                // member names learnt from gossip (namesMu)
+	cstatus       atomic.Pointer[consensus.Status] // published after every Ready
+	ctlPending    bool                             // a /ctl/node update is in flight
+	ctlAt         time.Time
+	policyAt      time.Time
+	noLeaderSince time.Time // when this replica last stopped knowing a leader; zero while it knows one
+	ctlRes        chan propResult
 }
 
 // proposal is one mutation on its way through consensus.
