@@ -598,6 +598,12 @@ func (cc *clientConn) watch(ctx context.Context, req *wire.Request) {
 				c.WriteResponse(wire.ErrorResponse(req.Tag, err))
 				return
 			}
+			// The loop applies a batch before it announces it: the tree
+			// may be past cur. Send up to cur only, or the next round
+			// (from cur+1) would send those events again.
+			for len(evs) > 0 && evs[len(evs)-1].Rev > cur {
+				evs = evs[:len(evs)-1]
+			}
 			if len(evs) == 0 {
 				if err := c.WriteResponse(&wire.Response{Tag: req.Tag, More: true, Rev: cur}); err != nil {
 					return
