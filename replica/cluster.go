@@ -162,7 +162,7 @@ func (r *Replica) syncCtl(m consensus.Membership) {
 		name := r.nameOf(id)
 		addr, _ := r.peers.addr(id)
 		if id == r.id {
-			addr = r.Addr()
+			addr = r.advertised()
 		}
 		role := "learner"
 		if m.IsVoter(id) {
@@ -211,6 +211,14 @@ func (r *Replica) syncCtl(m consensus.Membership) {
 	res := make(chan propResult, 1)
 	r.submit(&proposal{m: mu, data: data, res: res})
 	r.ctlRes = res
+}
+
+// advertised is the address the other replicas reach this one at.
+func (r *Replica) advertised() string {
+	if r.cfg.Advertise != "" {
+		return r.cfg.Advertise
+	}
+	return r.Addr()
 }
 
 // nameOf returns a member's name, or "id-N" while gossip has not told it.
