@@ -63,6 +63,8 @@ func (r *Replica) startGossip(ln *net.TCPListener, udp *net.UDPConn) error {
 		r.bg.Add(1)
 		go r.joinLoop(join)
 	}
+	r.bg.Add(1)
+	go r.rejoinLoop()
 	return nil
 }
 
