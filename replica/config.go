@@ -98,6 +98,10 @@ type Config struct {
 	// Logger receives the replica's log; nil discards it.
 	Logger *slog.Logger
 
+	// TestFaults injects failures for tests (the chaos harness); nil in
+	// production. See testfaults.go.
+	TestFaults *TestFaults
+
 	// disc replaces gossip in tests.
 	disc discovery
 	// faults cuts links between replicas in tests.

@@ -176,7 +176,7 @@ func open(cfg Config) (*Replica, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	met := newMetrics()
-	dd, err := wal.OpenDataDir(cfg.DataDir, wal.Options{Repair: cfg.Repair, Logger: cfg.Logger, OnSync: met.walSync})
+	dd, err := wal.OpenDataDir(cfg.DataDir, wal.Options{Repair: cfg.Repair, Logger: cfg.Logger, OnSync: met.walSync, Faults: cfg.TestFaults.walFaults()})
 	if err != nil {
 		return nil, err
 	}

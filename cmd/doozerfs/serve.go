@@ -161,11 +161,19 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	} else if tlsCA != "" || tlsPeerName != "" {
 		return usagef("--tls-ca and --tls-peer-name need --tls-cert and --tls-key")
 	}
+	tf, powerLoss, err := testFaults(e) // DOOZERFS_TEST_FAULTS: the chaos harness only
+	if err != nil {
+		return err
+	}
+	cfg.TestFaults = tf
 	r, err := replica.Open(cfg)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	if powerLoss {
+		defer armPowerLoss(r, log)()
+	}
 	fmt.Fprintf(e.stderr, "doozerfs: replica %s serving on %s, data in %s\n", cfg.Name, r.Addr(), cfg.DataDir)
 	if *httpAddr != "" {
 		url, stop, err := startHTTP(*httpAddr, r, cfg.TLS, *pprofOn, log)

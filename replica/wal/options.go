@@ -91,6 +91,14 @@ type Faults struct {
 	// data; a non-nil result is used as that sync's error (the data is then
 	// not synced) and breaks the WAL.
 	FailSync func() error
+
+	// SkipDatasync is a deliberately broken WAL: Sync writes the batch and
+	// its commit frame to the segment file but skips the fdatasync and
+	// reports success, so records are acknowledged while only in the page
+	// cache. A kill -9 keeps them; SimulateCrash (a power loss) zeroes
+	// them. The chaos harness uses it to show that it catches a replica
+	// that acknowledges before fsync.
+	SkipDatasync bool
 }
 
 // DefaultOptions returns the options used when every field is zero.

@@ -156,12 +156,17 @@ func (w *WAL) datasyncLocked() error {
 	if ft := w.opts.Faults; ft != nil && ft.FailSync != nil {
 		err = ft.FailSync()
 	}
-	if err == nil {
+	skip := w.opts.Faults != nil && w.opts.Faults.SkipDatasync
+	if err == nil && !skip {
 		err = fdatasync(w.f)
 	}
 	took := w.opts.Now().Sub(start)
 	info := SyncInfo{Took: took, Bytes: w.off - w.synced, Records: w.pending, Err: err}
-	if err == nil {
+	if err == nil && skip {
+		// Faults.SkipDatasync: acknowledged, but not durable.
+		w.active().end = w.off
+		w.pending = 0
+	} else if err == nil {
 		w.synced = w.off
 		w.active().end = w.off
 		w.pending = 0
