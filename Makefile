@@ -19,7 +19,7 @@ help:
 	@echo "make bench   Go benchmarks of the hot paths"
 	@echo "make fuzz    each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make lint    gofmt -l and go vet"
-	@echo "make soak    long simulator and chaos runs (DURATION, SEEDS)"
+	@echo "make soak    long simulator and chaos runs (DURATION, SEEDS; docs/testing.md)"
 
 build:
 	$(GO) build -o $(BIN) ./cmd/doozerfs
@@ -47,7 +47,7 @@ lint:
 
 soak:
 	CONSENSUS_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 0 -run 'Simulat' ./consensus/...
-	SOAK_DURATION=$(DURATION) $(GO) test -count=1 -timeout 0 -run 'Soak' ./replica/chaos/... 2>/dev/null || true
+	SOAK_DURATION=$(DURATION) $(GO) test -count=1 -timeout 0 -run 'TestChaosSoak' -v ./replica/chaos/
 
 clean:
 	rm -rf bin
