@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -82,4 +83,41 @@ func TestWriteReadRestart(t *testing.T) {
 		t.Fatalf("revision after restart: got %d, want %d", rev, last+1)
 	}
 	_ = bytes.Equal
+}
+
+// TestInlineReadAnsweredWhileAPipelinedWaitBlocks: a GET answered in the
+// reading goroutine is written even when the request after it, sent in the
+// same packet, blocks (a WAIT for a change that never comes).
+func TestInlineReadAnsweredWhileAPipelinedWaitBlocks(t *testing.T) {
+	r := startReplica(t, testConfig(t, t.TempDir()))
+	nc, err := net.Dial("tcp", r.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := wire.NewConn(nc, 0)
+	ctx := testCtx(t)
+	if _, err := wire.Handshake(ctx, c, wire.Hello{Kind: wire.ConnClient}); err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	b, err = wire.AppendRequest(b, &wire.Request{Tag: 1, Verb: wire.VerbGet, Path: "/"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = wire.AppendRequest(b, &wire.Request{Tag: 2, Verb: wire.VerbWait, Path: "/never", Rev: 0}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var resp wire.Response
+	if err := c.ReadResponse(&resp); err != nil {
+		t.Fatalf("no answer to the GET while the WAIT blocks: %v", err)
+	}
+	if resp.Tag != 1 || fs.KindOf(resp.Error()) != fs.KindIsDir {
+		t.Fatalf("got %+v, want the GET's ISDIR on tag 1", resp)
+	}
 }

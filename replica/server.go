@@ -262,6 +262,10 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		} else {
 			nc.SetReadDeadline(time.Time{})
 		}
+		// Answers queued by inline go out before a read that would wait.
+		if !c.FrameBuffered() {
+			c.Flush()
+		}
 		req := new(wire.Request)
 		if err := c.ReadRequest(req); err != nil {
 			var fe *fs.Error
@@ -290,6 +294,9 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 			}
 			c.WriteResponse(wire.ErrorResponse(req.Tag, err))
 			s.r.metrics.request(req.Verb, err)
+			continue
+		}
+		if cc.inline(req) {
 			continue
 		}
 		rctx, rcancel := context.WithCancel(ctx)
@@ -385,6 +392,30 @@ func (cc *clientConn) run(ctx context.Context, req *wire.Request) {
 	}
 	cc.c.WriteResponse(resp)
 	r.metrics.request(req.Verb, resp.Error())
+}
+
+// inline answers, in the reading goroutine, a read that needs no waiting:
+// GET, STAT, GETDIR and REV at the current revision, once its min-rev is
+// applied. It saves a goroutine, a context and a write call per request:
+// the answer is queued, and written when no whole request is waiting to be
+// read, so pipelined reads share one write.
+func (cc *clientConn) inline(req *wire.Request) bool {
+	r := cc.s.r
+	switch req.Verb {
+	case wire.VerbGet, wire.VerbStat, wire.VerbGetDir, wire.VerbRev:
+	default:
+		return false
+	}
+	if req.Consistent || req.Rev > 0 || req.MinRev > r.tree.Rev() {
+		return false
+	}
+	resp := cc.read(context.Background(), req)
+	if resp.Err == nil && resp.Rev == 0 {
+		resp.Rev = r.tree.Rev()
+	}
+	cc.c.QueueResponse(resp) // written by the flush before the next read that would wait
+	r.metrics.request(req.Verb, resp.Error())
+	return true
 }
 
 // readBarrier waits for min-rev and, for a consistent read, the read index.

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"net"
 	"sync"
 	"time"
@@ -153,6 +154,23 @@ func (c *Conn) Flush() error { return c.w.flushIfIdle() }
 // Buffered returns how many bytes have been received but not yet read:
 // when it is 0, the next read would wait for the network.
 func (c *Conn) Buffered() int { return c.br.Buffered() }
+
+// FrameBuffered reports whether a whole frame has been received and not
+// yet read, so that the next read will not wait for the network. A server
+// answering from its reading goroutine flushes its queued answers when it
+// is false.
+func (c *Conn) FrameBuffered() bool {
+	n := c.br.Buffered()
+	if n < frameHeader {
+		return false
+	}
+	h, err := c.br.Peek(frameHeader)
+	if err != nil {
+		return false
+	}
+	size := int(binary.BigEndian.Uint32(h))
+	return size <= c.maxFrame && n >= frameHeader+size
+}
 
 // WriteMsg queues v, encoded by AppendMsg, as one frame and writes.
 func (c *Conn) WriteMsg(v any) error {
