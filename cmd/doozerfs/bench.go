@@ -125,6 +125,16 @@ var workloads = []*workload{
 		},
 		run: runWatchLatency,
 	},
+	{
+		name:  "failover",
+		def:   "stop the leader of a cluster this process started (--local N), time until a write through another replica commits; restart it; FAILOVERS times",
+		needs: needCluster | needControl,
+		target: target{
+			etcd: "election 1 s by default",
+			goal: "≤ 1 s p50", maxP50: time.Second,
+		},
+		run: runFailover,
+	},
 }
 
 func findWorkload(name string) *workload {
@@ -143,6 +153,7 @@ type benchParams struct {
 	concWrites, concKeys int
 	reads, readKeys      int
 	events               int
+	failovers            int
 	clients, conns       int
 	size                 int
 	prefix               string
@@ -157,6 +168,7 @@ type benchEnv struct {
 	local   *replica.Replica // in-process: the replica (a mount workload can mount it)
 	dataDir string           // in-process: the replica's data directory
 	fsType  string           // in-process: the file system it is on
+	cluster *benchCluster    // --local N: the replicas this process started
 }
 
 // has reports whether the system under test provides n.
@@ -164,6 +176,9 @@ func (b *benchEnv) has(n need) bool {
 	var have need
 	if len(b.addrs) >= 3 {
 		have |= needCluster
+	}
+	if b.cluster != nil {
+		have |= needControl
 	}
 	return n&^have == 0
 }
@@ -556,6 +571,7 @@ type benchOptions struct {
 	cpuprofile string
 	dataParent string
 	timeout    time.Duration
+	local      int
 }
 
 func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
@@ -578,6 +594,8 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.reads, "reads", 20000, "local-read: number of GETs")
 	f.IntVar(&o.p.readKeys, "read-keys", 1000, "local-read: number of keys (written before the reads)")
 	f.IntVar(&o.p.events, "events", 500, "watch-latency: number of events")
+	f.IntVar(&o.p.failovers, "failovers", 5, "failover: number of leader stops")
+	f.IntVar(&o.local, "local", 0, "start a cluster of this many replicas in this process, on loopback, and benchmark it (3 is TARGETS.md's set-up)")
 	f.IntVar(&o.p.clients, "clients", 64, "conc-write, local-read: concurrent clients")
 	f.IntVar(&o.p.conns, "conns", 0, "conc-write, local-read: connections the clients share (0: one each)")
 	f.IntVar(&o.p.size, "size", 256, "value size in bytes")
@@ -704,6 +722,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	b.opts.TLS = tc
 	if o.addr != "" {
 		b.addrs = splitList(o.addr)
+	}
+	if o.local > 0 {
+		if o.addr != "" {
+			return usagef("--local and --addr go separately")
+		}
+		c, err := startBenchCluster(o.dataParent, o.local)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		b.cluster, b.addrs = c, c.addrs()
 	}
 	if len(b.addrs) == 0 {
 		if o.addr != "" {

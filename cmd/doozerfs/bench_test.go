@@ -221,3 +221,30 @@ func TestPercentileAndVerdict(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchLocalClusterFailover: --local 3 starts a real three-replica
+// cluster in the process, and the failover workload stops its leader,
+// measures until a write commits elsewhere, and restarts it.
+func TestBenchLocalClusterFailover(t *testing.T) {
+	out, stderr, code := runBenchCmd(t, append([]string{"--json", "--local", "3", "--data", t.TempDir(),
+		"--workload", "failover,seq-write", "--failovers", "2"}, tinyBench...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+	}
+	var doc benchDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("decoding the report: %v\n%s", err, out)
+	}
+	if len(doc.Addrs) != 3 || len(doc.Results) != 2 || len(doc.Failures) != 0 {
+		t.Fatalf("report: %+v", doc)
+	}
+	if r := doc.Results[0]; r.Workload != "failover" || r.Ops != 2 {
+		t.Errorf("failover result: %+v", r)
+	}
+	for _, r := range doc.Results {
+		checkSane(t, r)
+	}
+	if _, _, code := runBenchCmd(t, "--workload", "failover"); code != exitUsage {
+		t.Errorf("failover without --local: exit %d, want usage", code)
+	}
+}
