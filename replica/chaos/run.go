@@ -1054,7 +1054,7 @@ func eventually(d time.Duration, cond func() bool) bool {
 // stays behind until the mount is cleared at the end of the run).
 func writeFileTimeout(path, body string, d time.Duration) error {
 	done := make(chan error, 1)
-	go func() { done <- os.WriteFile(path, []byte(body), 0o644) }()
+	go func() { done <- writeFileRaw(path, []byte(body)) }()
 	select {
 	case err := <-done:
 		return err
@@ -1069,7 +1069,7 @@ func readFileTimeout(path string, d time.Duration) ([]byte, error) {
 		err error
 	}
 	done := make(chan res, 1)
-	go func() { b, err := os.ReadFile(path); done <- res{b, err} }()
+	go func() { b, err := readFileRaw(path); done <- res{b, err} }()
 	select {
 	case r := <-done:
 		return r.b, r.err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -663,10 +662,10 @@ func (w *workload) runMount(n *Node, all []*Node, rng *rand.Rand) {
 		op.Call = w.now()
 		var err error
 		if op.Write {
-			err = os.WriteFile(local, []byte(op.Body), 0o644)
+			err = writeFileRaw(local, []byte(op.Body))
 		} else {
 			var b []byte
-			b, err = os.ReadFile(local)
+			b, err = readFileRaw(local)
 			op.Body = string(b)
 		}
 		op.Ret = w.now()
