@@ -67,10 +67,14 @@ func (r *Replica) policy(now time.Time) {
 	for _, p := range st.Peers {
 		peer[p.ID] = p
 	}
+	// A learner is caught up when it has reported a chosen prefix near the
+	// leader's. Not whether consensus still counts a snapshot transfer to
+	// it as under way: a learner that installed one and then followed by
+	// Accepts never asks for a catch-up that would end that count.
 	caughtUp := func(id uint64) bool {
 		p, ok := peer[id]
 		v, seen := byID[id]
-		return ok && p.Active && !p.Snapshotting && p.Match+catchUpSlack >= st.Commit && (!seen || v.Alive)
+		return ok && p.Active && p.Match+catchUpSlack >= st.Commit && (!seen || v.Alive)
 	}
 	propose := func(cc consensus.ConfChange, why string) bool {
 		err := r.node.ProposeConfChange(cc)
