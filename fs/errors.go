@@ -21,8 +21,8 @@ const (
 	KindNotEmpty    Kind = 6  // DEL of a directory that has children
 	KindTooLate     Kind = 7  // a revision older than the history window
 	KindTooBig      Kind = 8  // a body over the limit
-	KindReadOnly    Kind = 9  // no quorum known, or a read-only mount or secret
-	KindPermission  Kind = 10 // not allowed: /ctl written by a client, a missing secret
+	KindReadOnly    Kind = 9  // no quorum known, or a read-only mount
+	KindPermission  Kind = 10 // not allowed: /ctl written by a client, a missing or read-only secret
 	KindUnknownVerb Kind = 11 // a request verb the server does not know
 	KindBadRequest  Kind = 12 // a malformed request
 	KindNoLease     Kind = 13 // no such lease (expired, revoked or never granted)

@@ -356,7 +356,7 @@ func (cc *clientConn) admit(req *wire.Request) *fs.Error {
 		cc.watches++
 	}
 	if !req.Verb.IsRead() && cc.access != wire.AccessWrite {
-		return &fs.Error{Kind: fs.KindReadOnly, Detail: "this connection's secret is read-only"}
+		return &fs.Error{Kind: fs.KindPermission, Detail: "this connection's secret is read-only"}
 	}
 	return nil
 }

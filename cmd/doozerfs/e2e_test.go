@@ -911,9 +911,9 @@ func TestE2ESecrets(t *testing.T) {
 	for _, args := range [][]string{
 		{"set", "/s", "-1"}, {"add", "/new"}, {"del", "/s", "-1"}, {"mkdir", "/d"}, {"touch", "/s"}, {"nop"},
 	} {
-		refused(t, s.run(t, "ro write", append(args, ro...)...), fs.KindReadOnly)
+		refused(t, s.run(t, "ro write", append(args, ro...)...), fs.KindPermission)
 	}
-	refused(t, dz(t, roEnv, "x", "set", "/s", "-1"), fs.KindReadOnly)
+	refused(t, dz(t, roEnv, "x", "set", "/s", "-1"), fs.KindPermission)
 	// Nothing changed.
 	if got := s.okRev(t, "", "rev", "--secret", "rw-token"); got != rev {
 		t.Errorf("after refused writes rev = %d, want %d", got, rev)

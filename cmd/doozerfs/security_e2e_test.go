@@ -141,7 +141,7 @@ func TestE2ESecurityDocCommands(t *testing.T) {
 	if r := cli("", "get", "/doc", "--consistent", "--secret", roSecret); r.code != 0 || r.stdout != "over TLS" {
 		t.Errorf("get with the read-only secret: %v", r)
 	}
-	refused(t, cli("x", "set", "/doc", "-1", "--secret", roSecret), fs.KindReadOnly)
+	refused(t, cli("x", "set", "/doc", "-1", "--secret", roSecret), fs.KindPermission)
 	refused(t, cli("", "get", "/doc"), fs.KindPermission)
 	// Without TLS: a refusal that says so.
 	plain := dz(t, []string{"DOOZERFS_ADDR=" + s1.addr, "DOOZERFS_SECRET=" + secret}, "", "get", "/doc")

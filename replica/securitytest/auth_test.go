@@ -30,7 +30,7 @@ var tokens = []struct{ name, token string }{
 // TestClientAuth tries every token against a replica with no secret, with
 // only --secret, and with --secret and --ro-secret: a refused client gets
 // PERMISSION at HELLO and nothing else; a read-only one reads and watches
-// but every mutation is READONLY; a read-write one does everything.
+// but every mutation is PERMISSION; a read-write one does everything.
 func TestClientAuth(t *testing.T) {
 	t.Parallel()
 	setups := []struct {
@@ -83,8 +83,8 @@ func TestClientAuth(t *testing.T) {
 					switch {
 					case want == wire.AccessWrite && err != nil:
 						t.Errorf("token %s: %s: %v", tok.name, verb, err)
-					case want == wire.AccessRead && fs.KindOf(err) != fs.KindReadOnly:
-						t.Errorf("token %s (read-only): %s = %v (%s), want READONLY", tok.name, verb, err, kindOf(err))
+					case want == wire.AccessRead && fs.KindOf(err) != fs.KindPermission:
+						t.Errorf("token %s (read-only): %s = %v (%s), want PERMISSION", tok.name, verb, err, kindOf(err))
 					}
 				}
 			}
