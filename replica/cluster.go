@@ -59,13 +59,18 @@ func (r *Replica) policy(now time.Time) {
 	if st.Role != consensus.RoleLeader {
 		return
 	}
-	dead := func(id uint64) bool {
-		v, ok := byID[id]
-		return ok && !v.Alive && now.Sub(v.DeadSince) >= r.cfg.DeadTimeout
-	}
 	peer := make(map[uint64]consensus.PeerStatus, len(st.Peers))
 	for _, p := range st.Peers {
 		peer[p.ID] = p
+	}
+	// Dead is gossip's word for --dead-timeout and consensus's silence:
+	// a member still answering the leader's messages is not removed,
+	// whatever gossip says (after a long partition heals, gossip can
+	// report a member dead for a while after consensus hears it again,
+	// and removing it then would shrink the cluster for nothing).
+	dead := func(id uint64) bool {
+		v, ok := byID[id]
+		return ok && !v.Alive && now.Sub(v.DeadSince) >= r.cfg.DeadTimeout && !peer[id].Active
 	}
 	// A learner is caught up when it has reported a chosen prefix near the
 	// leader's. Not whether consensus still counts a snapshot transfer to

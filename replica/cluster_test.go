@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,4 +314,60 @@ func TestIsolatedReplicaRefusesWritesAtOnce(t *testing.T) {
 	if _, err := f.Txn(ctx, op); err != nil {
 		t.Fatalf("write after healing: %v", err)
 	}
+}
+
+// countingDisc is staticDisc for one replica, counting the membership
+// policy's passes (each pass asks for the views once).
+type countingDisc struct {
+	*staticDisc
+	calls atomic.Int64
+}
+
+func (d *countingDisc) views() []peerView {
+	d.calls.Add(1)
+	return d.staticDisc.views()
+}
+
+// TestVoterGossipCallsDeadButConsensusHearsIsKept is the chaos harness's
+// finding: after a partition longer than --dead-timeout heals, gossip can
+// go on reporting a voter dead while it answers consensus again, and the
+// leader removed it, shrinking the cluster for nothing. A voter is now
+// removed only when gossip says dead and consensus hears nothing.
+func TestVoterGossipCallsDeadButConsensusHearsIsKept(t *testing.T) {
+	disc := &staticDisc{}
+	counters := map[string]*countingDisc{}
+	rs, _ := startCluster(t, 3, disc, func(c *Config) {
+		c.DeadTimeout = 300 * time.Millisecond
+		cd := &countingDisc{staticDisc: disc}
+		counters[c.Name] = cd
+		c.disc = cd
+	})
+	lead := leaderOf(rs)
+	if lead == nil {
+		t.Fatal("no leader")
+	}
+	var victim *Replica
+	for _, r := range rs {
+		if r != lead {
+			victim = r
+			break
+		}
+	}
+	// Gossip calls the victim dead long ago; it still runs and answers.
+	disc.set(peerView{ID: victim.id, Name: victim.cfg.Name, Addr: victim.Addr(), Alive: false, DeadSince: time.Now().Add(-time.Hour)})
+	lc := counters[lead.cfg.Name]
+	start := lc.calls.Load()
+	waitFor(t, "25 policy passes on the leader", 30*time.Second, func() bool { return lc.calls.Load() >= start+25 })
+	if l := leaderOf(rs); l != lead {
+		t.Fatalf("leadership moved during the test (%v): cannot tell", l)
+	}
+	if m := lead.consensusStatus().Membership; !m.IsVoter(victim.id) || len(m.Voters) != 3 {
+		t.Fatalf("a voter consensus still hears was removed on gossip's word: %+v", m)
+	}
+	// Once consensus hears nothing either, it is removed as before.
+	victim.Close()
+	waitFor(t, "the silent, gossip-dead voter removed", 20*time.Second, func() bool {
+		m := lead.consensusStatus().Membership
+		return !m.IsVoter(victim.id) && !m.IsLearner(victim.id)
+	})
 }
