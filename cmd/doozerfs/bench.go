@@ -54,6 +54,12 @@ const (
 	needControl                  // replicas this process started and may kill
 )
 
+// GiB and MiB are byte counts of the scale targets.
+const (
+	MiB = 1 << 20
+	GiB = 1 << 30
+)
+
 // target is a workload's line of the TARGETS.md figures table.
 type target struct {
 	etcd    string        // etcd 3.4.23 measured on this kind of machine
@@ -61,18 +67,20 @@ type target struct {
 	minRate float64       // ops/s at least (0: no bound)
 	maxP50  time.Duration // p50 at most (0: no bound)
 	maxP99  time.Duration // p99 at most (0: no bound)
+	maxRSS  uint64        // the replica's resident memory at most, in bytes (0: no bound)
 }
 
 // verdict says whether r meets the target: "met", "missed", or "" when the
 // target has no bound this program can check.
 func (t target) verdict(r *benchResult) string {
-	if t.minRate == 0 && t.maxP50 == 0 && t.maxP99 == 0 {
+	if t.minRate == 0 && t.maxP50 == 0 && t.maxP99 == 0 && t.maxRSS == 0 {
 		return ""
 	}
 	if r.Ops == 0 ||
 		(t.minRate > 0 && r.Rate < t.minRate) ||
 		(t.maxP50 > 0 && r.P50 > t.maxP50) ||
-		(t.maxP99 > 0 && r.P99 > t.maxP99) {
+		(t.maxP99 > 0 && r.P99 > t.maxP99) ||
+		(t.maxRSS > 0 && (r.RSS == 0 || r.RSS > t.maxRSS)) {
 		return "missed"
 	}
 	return "met"
@@ -85,6 +93,13 @@ type workload struct {
 	needs  need
 	target target
 	run    func(ctx context.Context, b *benchEnv) (*benchResult, error)
+	// scale marks the scale measurements: they run on `doozerfs serve`
+	// child processes of their own, whatever the system under test, take
+	// minutes at TARGETS.md's sizes, and so run only by name or with
+	// --scale.
+	scale bool
+	// sweep marks the workloads --sweep runs at each client count.
+	sweep bool
 }
 
 // workloads is the table of every workload, in the order they run.
@@ -105,7 +120,8 @@ var workloads = []*workload{
 			etcd: "7.4k–8.3k ops/s, p99 16–21 ms",
 			goal: "≥ 25k ops/s, p99 ≤ 10 ms", minRate: 25000, maxP99: 10 * time.Millisecond,
 		},
-		run: runConcWrite,
+		run:   runConcWrite,
+		sweep: true,
 	},
 	{
 		name: "local-read",
@@ -114,7 +130,8 @@ var workloads = []*workload{
 			etcd: "17k ops/s, p50 2.8 ms",
 			goal: "≥ 85k ops/s", minRate: 85000,
 		},
-		run: runLocalRead,
+		run:   runLocalRead,
+		sweep: true,
 	},
 	{
 		name: "watch-latency",
@@ -126,6 +143,26 @@ var workloads = []*workload{
 		run: runWatchLatency,
 	},
 	{
+		name:  "mount-read",
+		def:   "open+read+close of a 1 KiB file through a mount of the last replica, MOUNT-READS times from one process; the same loop on a tmpfs file in the same run",
+		needs: needMount,
+		target: target{
+			etcd: "—; tmpfs 2.2 µs, one FUSE round trip 50–80 µs",
+			goal: "p50 ≤ 100 µs per cached open+read+close", maxP50: 100 * time.Microsecond,
+		},
+		run: runMountRead,
+	},
+	{
+		name:  "inotify-latency",
+		def:   "SET on the first replica; time until IN_CLOSE_WRITE for the file reaches an inotify watcher on the last replica's mount; INOTIFY-EVENTS events",
+		needs: needMount,
+		target: target{
+			etcd: "—; floor watch-latency + one replay",
+			goal: "p50 ≤ 2 ms", maxP50: 2 * time.Millisecond,
+		},
+		run: runInotifyLatency,
+	},
+	{
 		name:  "failover",
 		def:   "stop the leader of a cluster this process started (--local N), time until a write through another replica commits; restart it; FAILOVERS times",
 		needs: needCluster | needControl,
@@ -134,6 +171,46 @@ var workloads = []*workload{
 			goal: "≤ 1 s p50", maxP50: time.Second,
 		},
 		run: runFailover,
+	},
+	{
+		name: "scale-files",
+		def:  "FILES files of SIZE bytes written to one `doozerfs serve` child process; its resident memory (VmRSS, peak VmHWM) once they are in",
+		target: target{
+			etcd: "—",
+			goal: "RSS ≤ 1 GiB for 1,000,000 files", maxRSS: GiB,
+		},
+		run:   runScaleFiles,
+		scale: true,
+	},
+	{
+		name: "restart",
+		def:  "SIGKILL the scale-files replica and start it again on its data directory; time until it answers a GET of the last file written",
+		target: target{
+			etcd: "—",
+			goal: "≤ 10 s", maxP50: 10 * time.Second,
+		},
+		run:   runRestart,
+		scale: true,
+	},
+	{
+		name: "catch-up",
+		def:  "a new member joins the scale-files replica on an empty data directory; time until it has applied the revision the cluster was at (by snapshot)",
+		target: target{
+			etcd: "—",
+			goal: "≤ 10 s", maxP50: 10 * time.Second,
+		},
+		run:   runCatchUp,
+		scale: true,
+	},
+	{
+		name: "watches",
+		def:  "WATCHES open WATCHes (each on its own file) on a fresh `doozerfs serve` child process; its resident memory with them open",
+		target: target{
+			etcd: "—",
+			goal: "RSS ≤ 200 MiB with 10,000 watches", maxRSS: 200 * MiB,
+		},
+		run:   runWatches,
+		scale: true,
 	},
 }
 
@@ -157,6 +234,12 @@ type benchParams struct {
 	clients, conns       int
 	size                 int
 	prefix               string
+	mountReads           int // mount-read: open+read+close loops
+	inotifyEvents        int // inotify-latency: events
+	files, filesBatch    int // scale-files: files, files per transaction
+	watches              int // watches: open WATCHes
+	serveBin             string
+	secret               string
 }
 
 // benchEnv is the system under test and how to reach it.
@@ -169,6 +252,18 @@ type benchEnv struct {
 	dataDir string           // in-process: the replica's data directory
 	fsType  string           // in-process: the file system it is on
 	cluster *benchCluster    // --local N: the replicas this process started
+	// mountDir is an existing mount of the cluster under test (--mount-dir);
+	// when empty and canMount, the mount workloads mount the last replica
+	// this process started.
+	mountDir string
+	canMount bool
+	scale    *scaleFixture // the scale-files replica, once started
+	// withScale: the scale workloads are in the default set (--scale).
+	withScale bool
+	// sweeping: --sweep; only the workloads with a client count run.
+	sweeping bool
+	// dataParent is where temporary data directories go (--data).
+	dataParent string
 }
 
 // has reports whether the system under test provides n.
@@ -179,6 +274,9 @@ func (b *benchEnv) has(n need) bool {
 	}
 	if b.cluster != nil {
 		have |= needControl
+	}
+	if b.mountDir != "" || b.canMount {
+		have |= needMount
 	}
 	return n&^have == 0
 }
@@ -254,6 +352,17 @@ type benchResult struct {
 	// while the ops ran.
 	Allocs, AllocBytes uint64
 	Verdict            string
+
+	// mount-read: the same loop on a tmpfs file, in the same run.
+	TmpfsP50, TmpfsP99, TmpfsMean time.Duration
+	// inotify-latency: the time to IN_MODIFY (P50 and the others are to
+	// IN_CLOSE_WRITE).
+	ModifyP50, ModifyP99 time.Duration
+	// Scale: the replica's resident memory (VmRSS) when measured, its
+	// peak (VmHWM), and its VmRSS before the load.
+	RSS, HWM, RSSBefore uint64
+	// Detail is a workload's own figures, printed after the others.
+	Detail string
 }
 
 // AllocsPerOp is Allocs divided among the successful ops.
@@ -572,6 +681,12 @@ type benchOptions struct {
 	dataParent string
 	timeout    time.Duration
 	local      int
+	mountDir   string
+	scale      bool
+	sweep      string
+	plot       string
+	// sweepCounts are --sweep's client counts.
+	sweepCounts []int
 }
 
 func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
@@ -600,6 +715,16 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.conns, "conns", 0, "conc-write, local-read: connections the clients share (0: one each)")
 	f.IntVar(&o.p.size, "size", 256, "value size in bytes")
 	f.StringVar(&o.p.prefix, "prefix", "/bench", "directory the workloads write under")
+	f.StringVar(&o.mountDir, "mount-dir", "", "mount-read, inotify-latency with --addr: an existing mount of the cluster (of its last replica for inotify-latency), showing the store's root")
+	f.IntVar(&o.p.mountReads, "mount-reads", 20000, "mount-read: open+read+close loops (on the mount, and again on tmpfs)")
+	f.IntVar(&o.p.inotifyEvents, "inotify-events", 300, "inotify-latency: number of events")
+	f.BoolVar(&o.scale, "scale", false, "run the scale measurements too (scale-files, restart, catch-up, watches: doozerfs serve child processes, minutes at the default sizes)")
+	f.IntVar(&o.p.files, "files", 1000000, "scale-files, restart, catch-up: number of files")
+	f.IntVar(&o.p.filesBatch, "files-batch", 100, "scale-files: files written per transaction")
+	f.IntVar(&o.p.watches, "watches", 10000, "watches: number of open WATCHes")
+	f.StringVar(&o.p.serveBin, "serve-bin", "", "scale workloads: the doozerfs binary to run serve with (default: this one)")
+	f.StringVar(&o.sweep, "sweep", "", "run the client-count workloads (conc-write, local-read) at each of these client counts, comma-separated (e.g. 1,4,16,64,256)")
+	f.StringVar(&o.plot, "plot", "", "with --sweep: draw throughput against client count as a PNG to this file")
 	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
 		printBenchHelp(e.stdout, f)
 		return nil, errBenchHelp
@@ -616,7 +741,9 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 		name string
 		n    int
 	}{{"writes", p.seqWrites}, {"seq-keys", p.seqKeys}, {"conc-writes", p.concWrites}, {"conc-keys", p.concKeys},
-		{"reads", p.reads}, {"read-keys", p.readKeys}, {"events", p.events}, {"clients", p.clients}, {"runs", o.runs}} {
+		{"reads", p.reads}, {"read-keys", p.readKeys}, {"events", p.events}, {"clients", p.clients}, {"runs", o.runs},
+		{"mount-reads", p.mountReads}, {"inotify-events", p.inotifyEvents}, {"files", p.files}, {"files-batch", p.filesBatch},
+		{"watches", p.watches}} {
 		if v.n <= 0 {
 			return nil, usagef("--%s must be at least 1", v.name)
 		}
@@ -628,6 +755,18 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 		return nil, usagef("--prefix must be an absolute path other than / and without * or ?")
 	}
 	p.prefix = strings.TrimRight(p.prefix, "/")
+	p.secret = o.secret
+	if o.sweep != "" {
+		if o.sweepCounts, err = parseCounts(o.sweep); err != nil {
+			return nil, usagef("--sweep: %v", err)
+		}
+	}
+	if o.plot != "" && o.sweep == "" {
+		return nil, usagef("--plot draws a --sweep; give --sweep too")
+	}
+	if o.mountDir != "" && o.addr == "" {
+		return nil, usagef("--mount-dir is for --addr; without it the bench mounts the replica it starts")
+	}
 	return o, nil
 }
 
@@ -656,7 +795,7 @@ func selectWorkloads(names string, b *benchEnv) ([]*workload, error) {
 	if names == "" {
 		var ws []*workload
 		for _, w := range workloads {
-			if b.has(w.needs) {
+			if b.has(w.needs) && (!w.scale || b.withScale) && (!b.sweeping || w.sweep) {
 				ws = append(ws, w)
 			}
 		}
@@ -674,6 +813,9 @@ func selectWorkloads(names string, b *benchEnv) ([]*workload, error) {
 		}
 		if !b.has(w.needs) {
 			return nil, usagef("workload %s needs %s, which this run does not have", n, describeNeeds(w.needs&^needsOf(b)))
+		}
+		if b.sweeping && !w.sweep {
+			return nil, usagef("--sweep varies the client count of conc-write and local-read; %s has no client count", n)
 		}
 		if !slices.Contains(ws, w) {
 			ws = append(ws, w)
@@ -698,7 +840,7 @@ func describeNeeds(n need) string {
 		s = append(s, "three replicas (--addr A,B,C)")
 	}
 	if n&needMount != 0 {
-		s = append(s, "a mount")
+		s = append(s, "a mount (FUSE, /dev/fuse and fusermount3, with an in-process replica or --local; --mount-dir with --addr)")
 	}
 	if n&needControl != 0 {
 		s = append(s, "replicas it started itself")
@@ -714,7 +856,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	b := &benchEnv{p: o.p, opts: wire.Options{Name: "doozerfs-bench", Secret: o.secret}}
+	b := &benchEnv{p: o.p, opts: wire.Options{Name: "doozerfs-bench", Secret: o.secret},
+		mountDir: o.mountDir, withScale: o.scale, sweeping: o.sweep != "", dataParent: o.dataParent}
+	defer b.closeScale()
 	tc, err := o.tls.clientConfig()
 	if err != nil {
 		return usagef("%v", err)
@@ -748,6 +892,7 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		}()
 		b.inproc, b.local, b.addrs, b.dataDir, b.fsType = true, r, []string{r.Addr()}, dir, fsTypeOf(dir)
 	}
+	b.canMount = (b.inproc || b.cluster != nil) && fuseMissing() == ""
 	ws, err := selectWorkloads(o.names, b)
 	if err != nil {
 		return err
@@ -767,36 +912,74 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	out.header()
 	var all []*benchResult
 	var failed []string
-	for run := 1; run <= o.runs; run++ {
-		for _, w := range ws {
-			rctx, cancel := context.WithTimeout(ctx, o.timeout)
-			r, err := w.run(rctx, b)
-			timedOut := rctx.Err() != nil
-			cancel()
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if err == nil && timedOut {
-				err = fmt.Errorf("did not finish within --timeout %v", o.timeout)
-			}
-			if err == nil && r.Ops == 0 {
-				err = fmt.Errorf("no operation succeeded (%d errors, the first: %s)", r.Errors, r.FirstErr)
-			}
-			if err != nil {
-				failed = append(failed, w.name)
-				out.failure(w, run, err)
-				continue
-			}
-			r.Workload, r.Run = w.name, run
-			r.Verdict = w.target.verdict(r)
-			all = append(all, r)
-			out.result(w, r)
+	// runOne runs w once and reports it; false if it failed.
+	runOne := func(w *workload, run int) *benchResult {
+		rctx, cancel := context.WithTimeout(ctx, o.timeout)
+		r, err := w.run(rctx, b)
+		timedOut := rctx.Err() != nil
+		cancel()
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err == nil && timedOut {
+			err = fmt.Errorf("did not finish within --timeout %v", o.timeout)
+		}
+		if err == nil && r.Ops == 0 {
+			err = fmt.Errorf("no operation succeeded (%d errors, the first: %s)", r.Errors, r.FirstErr)
+		}
+		if err != nil {
+			failed = append(failed, w.name)
+			out.failure(w, run, err)
+			return nil
+		}
+		r.Workload, r.Run = w.name, run
+		r.Verdict = w.target.verdict(r)
+		all = append(all, r)
+		out.result(w, r)
+		return r
 	}
-	if o.runs > 1 {
-		for _, w := range ws {
-			if m := medianOf(w, all); m != nil {
-				out.median(w, m)
+	if b.sweeping {
+		clients := b.p.clients
+		for _, n := range o.sweepCounts {
+			b.p.clients = n
+			var these []*benchResult
+			for run := 1; run <= o.runs; run++ {
+				for _, w := range ws {
+					if r := runOne(w, run); r != nil {
+						these = append(these, r)
+					}
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+				}
+			}
+			for _, w := range ws {
+				if m := medianOf(w, these); m != nil {
+					out.sweepPoint(w, m)
+				}
+			}
+		}
+		b.p.clients = clients
+		if o.plot != "" {
+			if err := writeSweepPlot(o.plot, out.doc.Sweep, b); err != nil {
+				return fmt.Errorf("--plot: %w", err)
+			}
+			out.note("plot of the sweep written to " + o.plot)
+		}
+	} else {
+		for run := 1; run <= o.runs; run++ {
+			for _, w := range ws {
+				runOne(w, run)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+			}
+		}
+		if o.runs > 1 {
+			for _, w := range ws {
+				if m := medianOf(w, all); m != nil {
+					out.median(w, m)
+				}
 			}
 		}
 	}
@@ -920,6 +1103,22 @@ func medianOf(w *workload, rs []*benchResult) *benchResult {
 	}
 	slices.Sort(allocs)
 	m.Allocs = uint64(allocs[len(allocs)/2] * float64(m.Ops))
+	m.TmpfsP50 = medDur(func(r *benchResult) time.Duration { return r.TmpfsP50 })
+	m.TmpfsP99 = medDur(func(r *benchResult) time.Duration { return r.TmpfsP99 })
+	m.TmpfsMean = medDur(func(r *benchResult) time.Duration { return r.TmpfsMean })
+	m.ModifyP50 = medDur(func(r *benchResult) time.Duration { return r.ModifyP50 })
+	m.ModifyP99 = medDur(func(r *benchResult) time.Duration { return r.ModifyP99 })
+	medU := func(get func(*benchResult) uint64) uint64 {
+		v := make([]uint64, len(mine))
+		for i, r := range mine {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	m.RSS = medU(func(r *benchResult) uint64 { return r.RSS })
+	m.HWM = medU(func(r *benchResult) uint64 { return r.HWM })
+	m.RSSBefore = medU(func(r *benchResult) uint64 { return r.RSSBefore })
 	m.Verdict = w.target.verdict(m)
 	return m
 }
@@ -944,7 +1143,10 @@ type benchDoc struct {
 	Runs       int          `json:"runs"`
 	Results    []resultJSON `json:"results"`
 	Medians    []resultJSON `json:"medians,omitempty"`
-	Failures   []failJSON   `json:"failures,omitempty"`
+	// Sweep is, with --sweep, one entry per workload and client count
+	// (the median over --runs).
+	Sweep    []resultJSON `json:"sweep,omitempty"`
+	Failures []failJSON   `json:"failures,omitempty"`
 }
 
 type resultJSON struct {
@@ -966,6 +1168,16 @@ type resultJSON struct {
 	Target     string  `json:"target"`
 	Etcd       string  `json:"etcd"`
 	Verdict    string  `json:"verdict,omitempty"`
+
+	TmpfsP50us    float64 `json:"tmpfs_p50_us,omitempty"`
+	TmpfsP99us    float64 `json:"tmpfs_p99_us,omitempty"`
+	TmpfsMeanUs   float64 `json:"tmpfs_mean_us,omitempty"`
+	ModifyP50us   float64 `json:"modify_p50_us,omitempty"`
+	ModifyP99us   float64 `json:"modify_p99_us,omitempty"`
+	RSSBytes      uint64  `json:"rss_bytes,omitempty"`
+	HWMBytes      uint64  `json:"hwm_bytes,omitempty"`
+	RSSBeforeByte uint64  `json:"rss_before_bytes,omitempty"`
+	Detail        string  `json:"detail,omitempty"`
 }
 
 type failJSON struct {
@@ -1015,6 +1227,25 @@ func (out *benchOutput) json(w *workload, r *benchResult) resultJSON {
 		P50us: us(r.P50), P90us: us(r.P90), P99us: us(r.P99), MaxUs: us(r.Max), MeanUs: us(r.Mean),
 		CPUPerOpUs: us(r.CPUPerOp()), AllocsOp: math.Round(r.AllocsPerOp()*10) / 10,
 		Target: w.target.goal, Etcd: w.target.etcd, Verdict: r.Verdict,
+		TmpfsP50us: us(r.TmpfsP50), TmpfsP99us: us(r.TmpfsP99), TmpfsMeanUs: us(r.TmpfsMean),
+		ModifyP50us: us(r.ModifyP50), ModifyP99us: us(r.ModifyP99),
+		RSSBytes: r.RSS, HWMBytes: r.HWM, RSSBeforeByte: r.RSSBefore, Detail: r.Detail,
+	}
+}
+
+// sweepPoint reports the figures of w at one client count of --sweep.
+func (out *benchOutput) sweepPoint(w *workload, m *benchResult) {
+	out.doc.Sweep = append(out.doc.Sweep, out.json(w, m))
+	if out.o.json || out.o.runs == 1 {
+		return // the text line of the one run is already printed
+	}
+	out.line(fmt.Sprintf("%s @%d median/%d", w.name, m.Clients, out.o.runs), w, m)
+}
+
+// note prints a line of text (nothing with --json).
+func (out *benchOutput) note(s string) {
+	if !out.o.json {
+		fmt.Fprintln(out.w, "doozerfs bench: "+s)
 	}
 }
 
@@ -1024,8 +1255,11 @@ func (out *benchOutput) result(w *workload, r *benchResult) {
 		return
 	}
 	label := w.name
+	if out.b.sweeping {
+		label = fmt.Sprintf("%s @%d", w.name, r.Clients)
+	}
 	if out.o.runs > 1 {
-		label = fmt.Sprintf("%s #%d", w.name, r.Run)
+		label = fmt.Sprintf("%s #%d", label, r.Run)
 	}
 	out.line(label, w, r)
 }
@@ -1047,10 +1281,18 @@ func (out *benchOutput) line(label string, w *workload, r *benchResult) {
 	if r.Errors > 0 {
 		errs = fmt.Sprintf(" (%d errors, the first: %s)", r.Errors, r.FirstErr)
 	}
-	fmt.Fprintf(out.w, "%-22s %3d clients %6d ops in %6.2fs %9.0f ops/s  p50 %7s  p90 %7s  p99 %7s  max %7s  cpu/op %7s %4.0f allocs/op  | target %s%s (etcd: %s)%s\n",
+	if w.scale {
+		fmt.Fprintf(out.w, "%-22s %s  | target %s%s%s\n", label, r.Detail, w.target.goal, verdict, errs)
+		return
+	}
+	extra := ""
+	if r.Detail != "" {
+		extra = "  " + r.Detail
+	}
+	fmt.Fprintf(out.w, "%-22s %3d clients %6d ops in %6.2fs %9.0f ops/s  p50 %7s  p90 %7s  p99 %7s  max %7s  cpu/op %7s %4.0f allocs/op%s  | target %s%s (etcd: %s)%s\n",
 		label, r.Clients, r.Ops, r.Elapsed.Seconds(), r.Rate,
 		fmtLatency(r.P50), fmtLatency(r.P90), fmtLatency(r.P99), fmtLatency(r.Max), fmtLatency(r.CPUPerOp()), r.AllocsPerOp(),
-		w.target.goal, verdict, w.target.etcd, errs)
+		extra, w.target.goal, verdict, w.target.etcd, errs)
 }
 
 func (out *benchOutput) failure(w *workload, run int, err error) {
