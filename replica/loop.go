@@ -165,10 +165,16 @@ func (r *Replica) process() error {
 				return err
 			}
 		}
+		// Messages that state nothing about this replica's disk (the
+		// leader's Accepts, Commits, heartbeats, forwarded proposals) leave
+		// before the write, so that the followers' fsync overlaps the
+		// leader's (docs/consensus.md §5.4); the acceptor's answers
+		// (Promise, Accepted, Prepare) only once it is durable.
+		r.peers.send(rd.Messages, false)
 		if err := r.persist(&rd); err != nil {
 			return err
 		}
-		r.peers.send(rd.Messages)
+		r.peers.send(rd.Messages, true)
 		for _, st := range rd.SendSnapshots {
 			r.bg.Add(1)
 			go r.sendSnapshot(st.To)

@@ -92,10 +92,14 @@ func (p *peers) addr(id uint64) (string, <-chan struct{}) {
 	return p.addrs[id], p.wake
 }
 
-// send encodes and queues messages; it never blocks.
-func (p *peers) send(msgs []consensus.Message) {
+// send encodes and queues the messages whose Type.NeedsPersist() is
+// persisted; it never blocks.
+func (p *peers) send(msgs []consensus.Message, persisted bool) {
 	for i := range msgs {
 		m := &msgs[i]
+		if m.Type.NeedsPersist() != persisted {
+			continue
+		}
 		if m.To == 0 || m.To == p.r.id || p.r.cfg.faults.blocked(p.r.id, m.To) {
 			continue
 		}
