@@ -38,6 +38,11 @@ type Config struct {
 	// a key derived from Secret, so that a host without the secret can
 	// neither join nor forge gossip (see gossipKey).
 	GossipKey []byte
+	// OtherGossipKeys are further keys gossip is accepted under, besides
+	// the key gossip is encrypted with (GossipKey, or the one derived from
+	// Secret): memberlist's keyring, for rotating keys one replica at a
+	// time (docs/security.md, "Rotating keys").
+	OtherGossipKeys [][]byte
 	// Gossip tunes memberlist's timings (nil: LAN defaults). For tests.
 	GossipFast bool
 
@@ -165,6 +170,14 @@ func (c *Config) check() error {
 	if n := len(c.GossipKey); n != 0 && n != 16 && n != 24 && n != 32 {
 		return fmt.Errorf("replica: gossip key of %d bytes: must be 16, 24 or 32", n)
 	}
+	for i, k := range c.OtherGossipKeys {
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			return fmt.Errorf("replica: other gossip key %d of %d bytes: must be 16, 24 or 32", i+1, n)
+		}
+	}
+	if len(c.OtherGossipKeys) > 0 && len(c.gossipKey()) == 0 {
+		return fmt.Errorf("replica: other gossip keys without a gossip key to encrypt with (a gossip key, or a secret to derive it from)")
+	}
 	if c.History <= 0 {
 		c.History = d.History
 	}
@@ -229,7 +242,13 @@ func (c *Config) gossipKey() []byte {
 	if len(c.GossipKey) > 0 || c.Secret == "" {
 		return c.GossipKey
 	}
-	k := sha256.Sum256([]byte("doozerfs gossip key v1\x00" + c.Secret))
+	return GossipKeyFromSecret(c.Secret)
+}
+
+// GossipKeyFromSecret is the gossip key a replica derives from its
+// secret when it is given none: SHA-256 of a label and the secret.
+func GossipKeyFromSecret(secret string) []byte {
+	k := sha256.Sum256([]byte("doozerfs gossip key v1\x00" + secret))
 	return k[:]
 }
 

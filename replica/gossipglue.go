@@ -39,12 +39,13 @@ func (r *Replica) startGossip(ln *net.TCPListener, udp *net.UDPConn) error {
 		timings = gossip.FastTimings()
 	}
 	ms, err := gossip.Start(gossip.MembersConfig{
-		Name:      r.cfg.Name,
-		Transport: tr,
-		Meta:      gossip.Meta{ID: r.id, Addr: adv.String(), Cluster: r.cfg.Cluster},
-		GossipKey: r.cfg.gossipKey(),
-		Timings:   timings,
-		Logger:    r.log.With("lib", "gossip"),
+		Name:            r.cfg.Name,
+		Transport:       tr,
+		Meta:            gossip.Meta{ID: r.id, Addr: adv.String(), Cluster: r.cfg.Cluster},
+		GossipKey:       r.cfg.gossipKey(),
+		OtherGossipKeys: r.cfg.OtherGossipKeys,
+		Timings:         timings,
+		Logger:          r.log.With("lib", "gossip"),
 	})
 	if err != nil {
 		return fmt.Errorf("replica: gossip: %w", err)

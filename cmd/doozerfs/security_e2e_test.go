@@ -7,6 +7,9 @@ package main
 // cluster, and the CLI gets in only with what it should.
 
 import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -44,6 +47,7 @@ func docScript(t *testing.T, heading string) string {
 // secServer is one serve process of these tests.
 type secServer struct {
 	addr   string
+	data   string
 	cmd    *exec.Cmd
 	out    *syncBuffer
 	exited chan struct{}
@@ -53,9 +57,22 @@ type secServer struct {
 // 127.0.0.1, retrying if the port is taken, and stops it at the end.
 func startSecServer(t *testing.T, env []string, args ...string) *secServer {
 	t.Helper()
+	return startSecServerAt(t, "", "", env, args...)
+}
+
+// startSecServerAt is startSecServer on addr with data dir data (for a
+// restart; "" for a free port and a new directory).
+func startSecServerAt(t *testing.T, addr, data string, env []string, args ...string) *secServer {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
 	for attempt := 1; ; attempt++ {
-		s := &secServer{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))), out: new(syncBuffer), exited: make(chan struct{})}
-		s.cmd = exec.Command(binary(t), append([]string{"serve", "--addr", s.addr, "--data", t.TempDir(), "--gossip-fast"}, args...)...)
+		s := &secServer{addr: addr, data: data, out: new(syncBuffer), exited: make(chan struct{})}
+		if s.addr == "" {
+			s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		}
+		s.cmd = exec.Command(binary(t), append([]string{"serve", "--addr", s.addr, "--data", data, "--gossip-fast"}, args...)...)
 		s.cmd.Env = childEnv(env...)
 		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 		if err := s.cmd.Start(); err != nil {
@@ -72,13 +89,7 @@ func startSecServer(t *testing.T, env []string, args ...string) *secServer {
 		}
 		if strings.Contains(s.out.String(), "serving on "+s.addr) {
 			t.Cleanup(func() {
-				s.cmd.Process.Signal(os.Interrupt)
-				select {
-				case <-s.exited:
-				case <-time.After(stopBound):
-					s.cmd.Process.Kill()
-					<-s.exited
-				}
+				s.stop()
 				if out := s.out.String(); t.Failed() || strings.Contains(out, "DATA RACE") {
 					t.Logf("server %s:\n%s", s.addr, out)
 				}
@@ -87,9 +98,26 @@ func startSecServer(t *testing.T, env []string, args ...string) *secServer {
 		}
 		s.cmd.Process.Kill()
 		<-s.exited
-		if !strings.Contains(s.out.String(), "address already in use") || attempt == 5 {
+		if !strings.Contains(s.out.String(), "address already in use") || attempt == 5 || addr != "" {
 			t.Fatalf("serve %v did not start:\n%s", args, s.out.String())
 		}
+	}
+}
+
+// stop ends the server with SIGINT (SIGKILL after stopBound) and waits
+// for it. It may be called more than once.
+func (s *secServer) stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+	case <-time.After(stopBound):
+		s.cmd.Process.Kill()
+		<-s.exited
 	}
 }
 
@@ -179,4 +207,117 @@ func TestE2ESecurityFlagUsage(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "read-only secret without a read-write secret") {
 		t.Errorf("--ro-secret alone: %v", r)
 	}
+}
+
+// TestE2EGossipKeyRotation rotates the gossip key of a cluster of three
+// serve processes one replica at a time, as docs/security.md ("Rotating
+// keys") says: from the key derived from the secret to a new one, adding
+// it (secret,NEW), making it primary (NEW,secret), then dropping the old
+// (NEW). After each restart every replica sees the other two alive
+// through gossip, and the cluster takes writes while a replica is down
+// and through the restarted one. A replica with only the old key cannot
+// join the cluster afterwards.
+func TestE2EGossipKeyRotation(t *testing.T) {
+	t.Parallel()
+	secret := randomB64(t, 32)
+	newKey := randomB64(t, 32)
+	env := []string{"DOOZERFS_SECRET=" + secret}
+	common := []string{"--dead-timeout", "5m"} // a restart is never taken for a death
+	names := []string{"r1", "r2", "r3"}
+	reps := make([]*secServer, 3)
+	reps[0] = startSecServer(t, env, append([]string{"--name", names[0]}, common...)...)
+	for i := 1; i < 3; i++ {
+		reps[i] = startSecServer(t, env, append([]string{"--name", names[i], "--join", reps[0].addr}, common...)...)
+	}
+	cli := func(addrs []string, stdin string, args ...string) result {
+		return dz(t, []string{"DOOZERFS_ADDR=" + strings.Join(addrs, ","), "DOOZERFS_SECRET=" + secret}, stdin, args...)
+	}
+	// allAlive waits until every replica lists the three as voters that
+	// gossip shows alive.
+	allAlive := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			ok := true
+			var last result
+			for _, r := range reps {
+				last = cli([]string{r.addr}, "", "members")
+				alive := 0
+				for _, l := range strings.Split(last.stdout, "\n") {
+					if f := strings.Fields(l); len(f) >= 5 && f[3] == "voter" && f[4] == "alive" {
+						alive++
+					}
+				}
+				if last.code != 0 || alive != 3 || strings.Count(last.stdout, "\n") != 4 {
+					ok = false
+					break
+				}
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the replicas do not all see three voters alive:\n%v", what, last)
+			}
+			time.Sleep(100 * time.Millisecond) // polling the membership, bounded by deadline
+		}
+	}
+	allAlive("start")
+	written := map[string]string{}
+	write := func(addrs []string, path string) {
+		t.Helper()
+		if r := cli(addrs, path, "set", path, "-1"); r.code != 0 {
+			t.Fatalf("writing %s through %v: %v", path, addrs, r)
+		}
+		written[path] = path
+	}
+	for step, keys := range []string{"secret," + newKey, newKey + ",secret", newKey} {
+		for i := range reps {
+			reps[i].stop()
+			var others []string
+			for j, r := range reps {
+				if j != i {
+					others = append(others, r.addr)
+				}
+			}
+			write(others, fmt.Sprintf("/rot/%d/%s-down", step, names[i]))
+			reps[i] = startSecServerAt(t, reps[i].addr, reps[i].data, env,
+				append([]string{"--name", names[i], "--gossip-key", keys}, common...)...)
+			allAlive(fmt.Sprintf("step %d, %s restarted with --gossip-key %s", step+1, names[i], keys))
+			write([]string{reps[i].addr}, fmt.Sprintf("/rot/%d/%s-up", step, names[i]))
+		}
+	}
+	for _, r := range reps {
+		for p, want := range written {
+			if got := cli([]string{r.addr}, "", "get", p, "--consistent"); got.code != 0 || got.stdout != want {
+				t.Errorf("%s on %s: %v", p, r.addr, got)
+			}
+		}
+	}
+	// The old key alone (derived from the same secret) no longer gets in:
+	// its join is refused; the members stay three.
+	old := startSecServer(t, env, append([]string{"--name", "old", "--join", reps[0].addr}, common...)...)
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(old.out.String(), "cannot reach any member yet") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a replica with the old key reached the cluster:\n%s", old.out.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling its log, bounded by deadline
+	}
+	allAlive("with a replica holding the old key")
+	for _, r := range reps {
+		if m := cli([]string{r.addr}, "", "members"); m.code != 0 || strings.Contains(m.stdout, "old") {
+			t.Errorf("a replica with the old key joined: %v", m)
+		}
+	}
+}
+
+// randomB64 returns n random bytes in base64.
+func randomB64(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/doozerfs/doozerfs/mount"
@@ -97,7 +99,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	join := f.String("join", "", "addresses of members of the cluster to join, comma-separated (none: found a new cluster on an empty data dir)")
 	f.IntVar(&cfg.Voters, "voters", cfg.Voters, "voters to keep when enough members are healthy: 1, 3, 5 or 7")
 	f.DurationVar(&cfg.DeadTimeout, "dead-timeout", cfg.DeadTimeout, "replace or remove a voter gossip has reported dead this long")
-	gossipKey := f.String("gossip-key", e.getenv("DOOZERFS_GOSSIP_KEY"), "base64 key (16, 24 or 32 bytes) encrypting gossip (env DOOZERFS_GOSSIP_KEY; default: derived from --secret, if set)")
+	gossipKey := f.String("gossip-key", e.getenv("DOOZERFS_GOSSIP_KEY"), "base64 key (16, 24 or 32 bytes) encrypting gossip; or NEW,OLD,...: the first encrypts, all are accepted, to rotate keys one replica at a time; \"secret\" names the key derived from --secret (env DOOZERFS_GOSSIP_KEY; default: derived from --secret, if set)")
 	f.IntVar(&cfg.History, "history", cfg.History, "revisions kept readable for WAIT, WATCH and reads at a past revision")
 	f.IntVar(&cfg.MaxBody, "max-body", cfg.MaxBody, "largest file body in bytes")
 	f.DurationVar(&cfg.WriteTimeout, "write-timeout", cfg.WriteTimeout, "answer a write TIMEOUT after this long")
@@ -143,14 +145,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	cfg.Version = Version
 	cfg.Join = splitList(*join)
 	if *gossipKey != "" {
-		k, err := base64.StdEncoding.DecodeString(*gossipKey)
+		keys, err := parseGossipKeys(*gossipKey, cfg.Secret)
 		if err != nil {
-			return usagef("--gossip-key: not base64: %v", err)
+			return usagef("--gossip-key: %v", err)
 		}
-		if n := len(k); n != 16 && n != 24 && n != 32 {
-			return usagef("--gossip-key: %d bytes; want 16, 24 or 32 (openssl rand -base64 32)", n)
-		}
-		cfg.GossipKey = k
+		cfg.GossipKey, cfg.OtherGossipKeys = keys[0], keys[1:]
 	}
 	if tlsCert != "" || tlsKey != "" {
 		tc, pc, err := serverTLS(tlsCert, tlsKey, tlsCA, tlsPeerName)
@@ -222,6 +221,41 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return r.Close()
+}
+
+// parseGossipKeys parses --gossip-key: keys separated by commas, each
+// base64 of 16, 24 or 32 bytes or the word "secret" for the key derived
+// from secret. The first encrypts gossip; all are accepted.
+func parseGossipKeys(list, secret string) ([][]byte, error) {
+	var keys [][]byte
+	for i, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		var k []byte
+		switch s {
+		case "":
+			return nil, fmt.Errorf("key %d is empty (keys are separated by single commas)", i+1)
+		case "secret":
+			if secret == "" {
+				return nil, fmt.Errorf("key %d: \"secret\" names the key derived from --secret, but there is no --secret", i+1)
+			}
+			k = replica.GossipKeyFromSecret(secret)
+		default:
+			var err error
+			if k, err = base64.StdEncoding.DecodeString(s); err != nil {
+				return nil, fmt.Errorf("key %d: not base64: %v", i+1, err)
+			}
+			if n := len(k); n != 16 && n != 24 && n != 32 {
+				return nil, fmt.Errorf("key %d: %d bytes; want 16, 24 or 32 (openssl rand -base64 32)", i+1, n)
+			}
+		}
+		for j, o := range keys {
+			if bytes.Equal(o, k) {
+				return nil, fmt.Errorf("key %d is key %d again", i+1, j+1)
+			}
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
 }
 
 // mountCatchUp bounds how long serve --mount waits for its replica to

@@ -34,6 +34,7 @@ type nodeOpts struct {
 	policyCluster string // what its server accepts; default cluster
 	secret        string
 	key           []byte
+	otherKeys     [][]byte // accepted besides key
 	serverTLS     *tls.Config
 	clientTLS     *tls.Config
 	id            uint64
@@ -106,11 +107,12 @@ func startNode(t *testing.T, name, addr string, o nodeOpts) *testNode {
 	n.srv.Add(1)
 	go n.serve()
 	n.m, err = Start(MembersConfig{
-		Name:      name,
-		Transport: n.tr,
-		Meta:      Meta{ID: o.id, Addr: n.addr, Cluster: o.cluster},
-		GossipKey: o.key,
-		Timings:   FastTimings(),
+		Name:            name,
+		Transport:       n.tr,
+		Meta:            Meta{ID: o.id, Addr: n.addr, Cluster: o.cluster},
+		GossipKey:       o.key,
+		OtherGossipKeys: o.otherKeys,
+		Timings:         FastTimings(),
 		OnChange: func() {
 			select {
 			case n.changes <- struct{}{}:

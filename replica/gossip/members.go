@@ -114,6 +114,14 @@ type MembersConfig struct {
 	// Members without the same key cannot join.
 	GossipKey []byte
 
+	// OtherGossipKeys are further keys (16, 24 or 32 bytes each) under
+	// which gossip is accepted: memberlist's keyring holds GossipKey, the
+	// primary, which encrypts everything this member sends, and these,
+	// which only decrypt. A member hears every member whose primary key is
+	// in its keyring, so keys can be rotated one member at a time (see
+	// docs/security.md). They need GossipKey.
+	OtherGossipKeys [][]byte
+
 	// Timings for failure detection and gossip; zero fields keep
 	// memberlist's LAN defaults. FastTimings suits tests.
 	Timings Timings
@@ -170,10 +178,9 @@ func Start(cfg MembersConfig) (*Members, error) {
 	case cfg.Name == "":
 		return fail(errors.New("gossip: no name"))
 	}
-	switch len(cfg.GossipKey) {
-	case 0, 16, 24, 32:
-	default:
-		return fail(fmt.Errorf("gossip: gossip key must be 16, 24 or 32 bytes, not %d", len(cfg.GossipKey)))
+	keyring, err := newKeyring(cfg.GossipKey, cfg.OtherGossipKeys)
+	if err != nil {
+		return fail(err)
 	}
 	enc, err := encodeMeta(cfg.Meta, 0)
 	if err != nil {
@@ -202,9 +209,7 @@ func Start(cfg MembersConfig) (*Members, error) {
 	conf.Merge = d
 	conf.Logger = stdLogger(m.log)
 	conf.LogOutput = nil
-	if len(cfg.GossipKey) > 0 {
-		conf.SecretKey = bytes.Clone(cfg.GossipKey)
-	}
+	conf.Keyring = keyring
 	cfg.Timings.apply(conf)
 	ml, err := memberlist.Create(conf)
 	if err != nil {
@@ -216,6 +221,42 @@ func Start(cfg MembersConfig) (*Members, error) {
 		go m.reportChanges()
 	}
 	return m, nil
+}
+
+// newKeyring returns memberlist's keyring of primary and others, or nil
+// (gossip in the clear) when there is no primary.
+func newKeyring(primary []byte, others [][]byte) (*memberlist.Keyring, error) {
+	checkLen := func(what string, k []byte) error {
+		switch len(k) {
+		case 16, 24, 32:
+			return nil
+		}
+		return fmt.Errorf("gossip: %s must be 16, 24 or 32 bytes, not %d", what, len(k))
+	}
+	if len(primary) == 0 {
+		if len(others) > 0 {
+			return nil, errors.New("gossip: other gossip keys without a primary key (GossipKey)")
+		}
+		return nil, nil
+	}
+	if err := checkLen("gossip key", primary); err != nil {
+		return nil, err
+	}
+	keys := make([][]byte, 0, len(others))
+	for i, k := range others {
+		if err := checkLen(fmt.Sprintf("other gossip key %d", i+1), k); err != nil {
+			return nil, err
+		}
+		if bytes.Equal(k, primary) || slices.ContainsFunc(keys, func(o []byte) bool { return bytes.Equal(o, k) }) {
+			return nil, fmt.Errorf("gossip: other gossip key %d repeats a key given before it", i+1)
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	kr, err := memberlist.NewKeyring(keys, bytes.Clone(primary))
+	if err != nil {
+		return nil, fmt.Errorf("gossip: keyring: %w", err)
+	}
+	return kr, nil
 }
 
 // Join contacts the members at addrs (host:port each) and exchanges state

@@ -211,6 +211,64 @@ func TestGossipKey(t *testing.T) {
 	}
 }
 
+// TestGossipKeyring: a member hears every member whose primary key is in
+// its keyring, so the three steps of a rolling key rotation (add the new
+// key, make it primary, drop the old one) each leave a cluster whose
+// members all see each other; members whose primary key the other lacks
+// do not.
+func TestGossipKeyring(t *testing.T) {
+	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 16)
+	ring := func(primary []byte, others ...[]byte) nodeOpts { return nodeOpts{key: primary, otherKeys: others} }
+	for _, step := range []struct {
+		name   string
+		before nodeOpts // a member not restarted yet
+		after  nodeOpts // a member restarted for the step
+	}{
+		{"add the new key", ring(k1), ring(k1, k2)},
+		{"make it primary", ring(k1, k2), ring(k2, k1)},
+		{"drop the old key", ring(k2, k1), ring(k2)},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			a := startNode(t, "a", "", step.before)
+			b := startNode(t, "b", "", step.after)
+			c := startNode(t, "c", "", step.before)
+			b.join(t, a)
+			c.join(t, b)
+			all := []*testNode{a, b, c}
+			waitFor(t, 10*time.Second, "a, b, c alive", sees(all, StateAlive, "a", "b", "c"), all...)
+			barrier(t, b, 7, all...)
+		})
+	}
+	for _, bad := range []struct {
+		name string
+		x, y nodeOpts // y's keyring may hold x's primary key; not the reverse
+	}{
+		{"old and new", ring(k1), ring(k2)},
+		{"old and new primary", ring(k1), ring(k2, k1)},
+		{"new and old primary", ring(k2), ring(k1, k2)},
+	} {
+		t.Run(bad.name, func(t *testing.T) {
+			x := startNode(t, "x", "", bad.x)
+			y := startNode(t, "y", "", bad.y)
+			if _, err := y.m.Join([]string{x.addr}); err == nil {
+				t.Error("y joined x")
+			}
+			if _, err := x.m.Join([]string{y.addr}); err == nil {
+				t.Error("x joined y")
+			}
+			// x cannot read y's gossip at all; y can read x's (x's
+			// primary key is in y's keyring), so x's join attempt may
+			// show it x, but x never answers y's probes.
+			if got := names(x); !slices.Equal(got, []string{"x"}) {
+				t.Errorf("x sees %v", got)
+			}
+			if _, ok := y.node("x"); ok {
+				waitFor(t, 10*time.Second, "y to see x dead", sees([]*testNode{y}, StateDead, "x"), x, y)
+			}
+		})
+	}
+}
+
 // TestGoroutines: a cluster started and shut down leaves no goroutines.
 func TestGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
@@ -249,6 +307,26 @@ func TestStartErrors(t *testing.T) {
 	}
 	if !tr.stopped() {
 		t.Error("a failed Start left the transport running")
+	}
+	for _, c := range []MembersConfig{
+		{OtherGossipKeys: [][]byte{make([]byte, 16)}},                              // no primary
+		{GossipKey: make([]byte, 16), OtherGossipKeys: [][]byte{make([]byte, 7)}},  // a short one
+		{GossipKey: make([]byte, 16), OtherGossipKeys: [][]byte{make([]byte, 16)}}, // the primary again
+	} {
+		tcp, udp, err := Listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcp.Close()
+		c.Name, c.Logger = "a", testLogger()
+		c.Transport, err = New(TransportConfig{UDP: udp, Advertise: tcp.Addr().(*net.TCPAddr),
+			DialStream: HelloDialer(wire.Hello{Cluster: testCluster}, nil), Logger: testLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Start(c); err == nil {
+			t.Errorf("Start took keys %d + %v", len(c.GossipKey), c.OtherGossipKeys)
+		}
 	}
 	if _, err := Start(MembersConfig{Name: "a"}); err == nil {
 		t.Error("Start without a transport")
