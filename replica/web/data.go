@@ -184,16 +184,36 @@ func (h *Handler) data(w http.ResponseWriter, req *http.Request, p string) {
 			h.get(w, req, p)
 		}
 	case http.MethodPut:
-		if h.allowed(w, req, wire.AccessWrite) {
+		if h.allowed(w, req, wire.AccessWrite) && h.writePath(w, req, p) {
 			h.put(w, req, p)
 		}
 	case http.MethodDelete:
-		if h.allowed(w, req, wire.AccessWrite) {
+		if h.allowed(w, req, wire.AccessWrite) && h.writePath(w, req, p) {
 			h.del(w, req, p)
 		}
 	default:
 		h.methods(w, req, http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete)
 	}
+}
+
+// writePath refuses a write to a path that breaks the path rules with
+// 400 BAD_PATH before anything else is done: applying the write would
+// refuse it too, but only after consensus had carried and logged it.
+func (h *Handler) writePath(w http.ResponseWriter, req *http.Request, p string) bool {
+	err := dfs.ValidPath(p)
+	if err == nil {
+		return true
+	}
+	verb := wire.VerbDel
+	if req.Method == http.MethodPut {
+		verb = wire.VerbSet
+		if truthy(req.URL.Query().Get("dir")) {
+			verb = wire.VerbMkdir
+		}
+	}
+	h.r.ObserveRequest("http", verb.String(), err)
+	writeError(w, 0, err)
+	return false
 }
 
 func (h *Handler) get(w http.ResponseWriter, req *http.Request, p string) {

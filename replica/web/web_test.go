@@ -653,3 +653,69 @@ func TestAStoppedReplicaIsUnavailable(t *testing.T) {
 		t.Fatalf("watch on a stopped replica: %s", b)
 	}
 }
+
+// proposals is how many batches of proposals r has handed to consensus.
+func proposals(t testing.TB, r *replica.Replica) uint64 {
+	t.Helper()
+	mfs, err := r.MetricsRegistry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "doozerfs_proposal_batch_size" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("no doozerfs_proposal_batch_size")
+	return 0
+}
+
+// TestWritesToBadPathsAreRefusedBeforeConsensus: PUT and DELETE of a path
+// that breaks the path rules are 400 BAD_PATH, and nothing reaches
+// consensus (applying them would refuse them too, but only after
+// consensus had carried and logged them).
+func TestWritesToBadPathsAreRefusedBeforeConsensus(t *testing.T) {
+	r := startReplica(t, nil)
+	ts, _ := startWeb(t, r, Options{})
+	base := ts.URL
+	// Wait for the replica's own start-up write (/ctl/node/w1), so that
+	// nothing else is proposed while the test counts.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, _, err := r.Tree().View().Get("/ctl/node/w1/role"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never recorded itself in /ctl/node")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a start-up write, bounded by deadline
+	}
+	before, rev := proposals(t, r), r.Tree().Rev()
+	long := "/" + strings.Repeat("a/", 2100) + "a"
+	for _, p := range []string{
+		"/a//b", "/a/../b", "/a/./b", "/a/%00/b", "/%ff", "/" + strings.Repeat("n", 256), long,
+	} {
+		for _, c := range []struct{ method, query, body string }{
+			{"PUT", "?rev=-1", "x"},
+			{"PUT", "?rev=0&dir=1", ""},
+			{"DELETE", "?rev=-1", ""},
+			{"PUT", "", "no rev either"},
+		} {
+			st, _, b := call(t, c.method, base+"/v1/data"+p+c.query, "", strings.NewReader(c.body))
+			wantErr(t, c.method+" "+p[:min(len(p), 20)]+c.query, st, b, http.StatusBadRequest, "BAD_PATH")
+		}
+	}
+	if n := proposals(t, r); n != before {
+		t.Errorf("%d proposals for writes to bad paths", n-before)
+	}
+	if r.Tree().Rev() != rev {
+		t.Errorf("the revision moved from %d to %d", rev, r.Tree().Rev())
+	}
+	// A good write is counted: the count above would have seen them.
+	if st, b := put(t, base, "/a/b", "-1", "x"); st != 200 {
+		t.Fatalf("PUT of a good path: %d %s", st, b)
+	}
+	if proposals(t, r) == before {
+		t.Error("a good write was not counted as a proposal")
+	}
+}
