@@ -55,10 +55,10 @@ func (t *Tree) commit(x *txn) Result {
 		t.mu.Unlock()
 		return Result{Rev: t.Rev()}
 	}
-	v := &View{rev: x.rev, root: x.root, events: x.events}
+	v := &View{rev: x.rev, root: x.root}
 	t.mu.Lock()
 	x.finishLocked()
-	t.publishLocked(v)
+	t.publishLocked(v, x.events, x.undo)
 	t.mu.Unlock()
 	return Result{Rev: v.rev, Changed: true, Events: x.events}
 }

@@ -3,6 +3,7 @@ package fs
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 )
 
@@ -110,10 +111,10 @@ func TestHistoryMemoryIsBoundedByTheWindow(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		mustOps(t, tr, set("/a", -1, "x"))
 	}
-	if n := len(tr.hist); n != 10 {
+	if n := tr.hist.n; n != 10 {
 		t.Errorf("window holds %d revisions, want 10", n)
 	}
-	if c := cap(tr.hist); c > 40 {
+	if c := len(tr.hist.buf); c > 40 {
 		t.Errorf("window's backing array has room for %d revisions", c)
 	}
 }
@@ -138,4 +139,155 @@ func TestATreeReadFromASnapshotStartsItsWindowThere(t *testing.T) {
 	if err != nil || len(evs) != 1 {
 		t.Errorf("Events(13) = %v, %v", evs, err)
 	}
+}
+
+// bodyOf returns a body of n bytes that starts with the decimal i.
+func bodyOf(i, n int) []byte {
+	b := bytes.Repeat([]byte{'.'}, n)
+	copy(b, fmt.Sprint(i))
+	return b
+}
+
+func TestHistoryBytesMakesTheOldestRevisionsTooLate(t *testing.T) {
+	// Each SET replacing /a's 1,024-byte body costs 64 + 160 + len("/a")
+	// + 1,024 = 1,250 bytes: a bound of 5,000 holds four such revisions.
+	tr := New(Config{History: 100, HistoryBytes: 5000})
+	for i := 1; i <= 50; i++ {
+		mustApply(t, tr, &Mutation{Kind: MutTxn, Time: int64(i), Ops: []Op{{Kind: OpSet, Path: "/a", Rev: Clobber, Body: bodyOf(i, 1024)}}})
+		if got := tr.HistoryBytes(); got > 5000 {
+			t.Fatalf("after rev %d the window costs %d bytes, over the bound", i, got)
+		}
+	}
+	if tr.Oldest() != 47 || tr.HistoryBytes() != 4*1250 {
+		t.Fatalf("oldest %d, cost %d; want 47 and %d", tr.Oldest(), tr.HistoryBytes(), 4*1250)
+	}
+	for r := int64(47); r <= 50; r++ {
+		v, err := tr.ViewAt(r)
+		if err != nil {
+			t.Fatalf("ViewAt(%d): %v", r, err)
+		}
+		if body, st, _ := v.Get("/a"); !bytes.Equal(body, bodyOf(int(r), 1024)) || st.Rev != r {
+			t.Errorf("ViewAt(%d): /a at rev %d, body %.8q", r, st.Rev, body)
+		}
+	}
+	_, err := tr.ViewAt(46)
+	wantErr(t, "ViewAt(46)", err, ErrTooLate)
+	_, err = tr.Events(46, nil)
+	wantErr(t, "Events(46)", err, ErrTooLate)
+	if evs, err := tr.Events(47, nil); err != nil || len(evs) != 4 {
+		t.Errorf("Events(47) = %d events, %v; want 4", len(evs), err)
+	}
+}
+
+func TestHistoryBytesAndHistoryTheTighterWins(t *testing.T) {
+	tr := New(Config{History: 3, HistoryBytes: 1 << 20})
+	for i := 1; i <= 10; i++ {
+		mustOps(t, tr, Op{Kind: OpSet, Path: "/a", Rev: Clobber, Body: bodyOf(i, 100)})
+	}
+	if tr.Oldest() != 8 {
+		t.Errorf("oldest %d under a loose byte bound, want 8 (History 3)", tr.Oldest())
+	}
+	tr = New(Config{History: 0, HistoryBytes: 0}) // defaults: 10,000 revisions, no byte bound
+	for i := 1; i <= 10; i++ {
+		mustOps(t, tr, Op{Kind: OpSet, Path: "/a", Rev: Clobber, Body: bodyOf(i, 1<<16)})
+	}
+	if tr.Oldest() != 0 {
+		t.Errorf("oldest %d without a byte bound, want 0", tr.Oldest())
+	}
+}
+
+func TestHistoryBytesAlwaysKeepsTheCurrentRevision(t *testing.T) {
+	tr := New(Config{HistoryBytes: 1}) // less than any revision costs
+	for i := 1; i <= 5; i++ {
+		mustOps(t, tr, set(fmt.Sprintf("/d/f%d", i), 0, "x"), set("/d/f1", -1, fmt.Sprint(i)))
+		if tr.Oldest() != tr.Rev() {
+			t.Fatalf("oldest %d at rev %d, want the current revision only", tr.Oldest(), tr.Rev())
+		}
+		if _, err := tr.ViewAt(tr.Rev()); err != nil {
+			t.Fatalf("ViewAt(current): %v", err)
+		}
+		_, err := tr.ViewAt(tr.Rev() - 1)
+		wantErr(t, "ViewAt(current-1)", err, ErrTooLate)
+		if evs, err := tr.Events(tr.Rev(), nil); err != nil || len(evs) != 1 {
+			t.Fatalf("Events(current) = %v, %v", evs, err)
+		}
+	}
+}
+
+func TestHistoryBytesCountsDeletedBodiesAndEventPaths(t *testing.T) {
+	tr := New(Config{})
+	mustOps(t, tr, set("/x/y", 0, "12345"))      // mkdir /x, set /x/y: nothing superseded
+	mustOps(t, tr, del("/x/y", -1))              // deletes a 5-byte body
+	mustOps(t, tr, set("/x/y", 0, "1234567890")) // re-creates it
+	// rev 0 64; rev 1 64+160+2+160+4; rev 2 64+160+4+5; rev 3 64+160+4.
+	want := int64(64 + (64 + 160 + 2 + 160 + 4) + (64 + 160 + 4 + 5) + (64 + 160 + 4))
+	if got := tr.HistoryBytes(); got != want {
+		t.Errorf("HistoryBytes() = %d, want %d", got, want)
+	}
+	mustApply(t, tr, tx(set("/x/y", -1, "a"), set("/x/y", -1, "bb"), del("/x/y", -1)))
+	want += 64 + 3*(160+4) + 10 + 1 + 2 // a TXN's events each supersede the last body
+	if got := tr.HistoryBytes(); got != want {
+		t.Errorf("after a TXN HistoryBytes() = %d, want %d", got, want)
+	}
+}
+
+func TestHistoryBytesIsTheSameOnAMirrorAndAfterASnapshot(t *testing.T) {
+	cfg := Config{History: 1000, HistoryBytes: 20000}
+	tr, mirror := New(cfg), New(cfg)
+	for i := 1; i <= 200; i++ {
+		res := mustApply(t, tr, tx(Op{Kind: OpSet, Path: fmt.Sprintf("/k%d", i%7), Rev: Clobber, Body: bodyOf(i, 10*(i%50))}))
+		if err := mirror.ApplyEvents(res.Rev, res.Events); err != nil {
+			t.Fatal(err)
+		}
+		if tr.Oldest() != mirror.Oldest() || tr.HistoryBytes() != mirror.HistoryBytes() {
+			t.Fatalf("rev %d: tree window from %d (%d bytes), mirror from %d (%d bytes)",
+				i, tr.Oldest(), tr.HistoryBytes(), mirror.Oldest(), mirror.HistoryBytes())
+		}
+	}
+	var buf bytes.Buffer
+	if err := tr.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadSnapshot(&buf, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Oldest() != 200 || back.HistoryBytes() != HistoryRecordBytes {
+		t.Errorf("snapshot read back with window from %d costing %d", back.Oldest(), back.HistoryBytes())
+	}
+	if got, want := dump(t, back.View()), dump(t, tr.View()); got != want {
+		t.Errorf("snapshot:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestHistoryBytesBoundsTheHeap is the regression test for issue 10: with
+// the default 10,000-revision window, 1,000 SETs of 128 KiB to one file
+// kept 125 MiB of superseded bodies alive. With a 1 MiB byte bound the
+// heap the tree holds stays within the bound, the current body and a
+// little for the records.
+func TestHistoryBytesBoundsTheHeap(t *testing.T) {
+	const bound = 1 << 20
+	before := liveHeap()
+	tr := New(Config{HistoryBytes: bound})
+	for i := 0; i < 1000; i++ {
+		mustOps(t, tr, Op{Kind: OpSet, Path: "/big", Rev: Clobber, Body: bodyOf(i, 128<<10)})
+	}
+	held := liveHeap() - before
+	if held > bound+128<<10+1<<20 {
+		t.Errorf("the tree holds %d bytes of heap, want at most the %d-byte bound, one body and 1 MiB", held, bound)
+	}
+	// Each revision costs 64 + 160 + len("/big") + 131,072 = 131,300
+	// bytes: seven fit in 1 MiB, eight do not.
+	if got := tr.Rev() - tr.Oldest() + 1; got != 7 {
+		t.Errorf("%d revisions readable, want 7", got)
+	}
+	runtime.KeepAlive(tr)
+}
+
+// liveHeap collects garbage and returns the bytes of live heap.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

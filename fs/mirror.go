@@ -29,10 +29,10 @@ func (t *Tree) ApplyEvents(rev int64, evs []Event) error {
 			return err
 		}
 	}
-	v := &View{rev: rev, root: x.root, events: x.events}
+	v := &View{rev: rev, root: x.root}
 	t.mu.Lock()
 	x.finishLocked()
-	t.publishLocked(v)
+	t.publishLocked(v, x.events, x.undo)
 	t.mu.Unlock()
 	return nil
 }
@@ -64,7 +64,8 @@ func (x *txn) replay(ev *Event) error {
 		if at.cur != nil {
 			return &Error{Kind: KindRevMismatch, Path: ev.Path, Detail: "exists"}
 		}
-		x.create(at, newDir(at.name(), x.rev, x.time))
+		x.emit(*ev, x.create(at, newDir(at.name(), x.rev, x.time)))
+		return nil
 	default:
 		if at.cur == nil {
 			return &Error{Kind: KindNoEnt, Path: ev.Path}
@@ -75,17 +76,16 @@ func (x *txn) replay(ev *Event) error {
 		x.remove(at)
 		return nil
 	}
-	x.events = append(x.events, *ev)
-	return nil
 }
 
 func (x *txn) replaySet(ev *Event, at place) error {
 	if at.cur != nil && at.cur.dir {
 		return &Error{Kind: KindIsDir, Path: ev.Path}
 	}
-	if from := x.putFile(at, ev.Body, ev.Lease); from != ev.Lease {
+	from, u := x.putFile(at, ev.Body, ev.Lease)
+	if from != ev.Lease {
 		x.binds = append(x.binds, bind{path: ev.Path, from: from, to: ev.Lease})
 	}
-	x.events = append(x.events, *ev)
+	x.emit(*ev, u)
 	return nil
 }

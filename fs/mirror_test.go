@@ -61,8 +61,8 @@ func TestAMirrorSkippingMoreThanItsWindowKeepsTheWindowFull(t *testing.T) {
 	if err := m.ApplyEvents(1000, nil); err != nil {
 		t.Fatal(err)
 	}
-	if m.Oldest() != 998 || len(m.hist) != 3 {
-		t.Errorf("oldest %d with %d views, want 998 and 3", m.Oldest(), len(m.hist))
+	if m.Oldest() != 998 || m.hist.n != 3 {
+		t.Errorf("oldest %d with %d views, want 998 and 3", m.Oldest(), m.hist.n)
 	}
 }
 

@@ -61,17 +61,49 @@ type model struct {
 	last    int64
 	history int64
 	base    int64 // the first revision held (a snapshot's)
+
+	// historyBytes is Config.HistoryBytes (0: none) and costs what each
+	// revision costs against it, computed from the spec's rule: 64 a
+	// revision, and per event 160, the path's length and the length of the
+	// body it replaced or deleted.
+	historyBytes int64
+	costs        map[int64]int64
 }
 
 func newModel(history int) *model {
 	root := mstate{"/": {dir: true}}
 	return &model{
 		cur: root, states: map[int64]*frozen{0: freeze(root)}, events: map[int64][]Event{},
-		leases: map[int64]int64{}, history: int64(history),
+		leases: map[int64]int64{}, history: int64(history), costs: map[int64]int64{},
 	}
 }
 
-func (m *model) oldest() int64 { return max(m.base, m.rev-m.history+1) }
+// oldest is the oldest readable revision: the window holds at most history
+// revisions and, with a byte bound, as many of the newest ones as fit in
+// it (always the current one).
+func (m *model) oldest() int64 {
+	o := max(m.base, m.rev-m.history+1)
+	if m.historyBytes <= 0 {
+		return o
+	}
+	var total int64
+	for r := o; r <= m.rev; r++ {
+		total += m.cost(r)
+	}
+	for ; total > m.historyBytes && o < m.rev; o++ {
+		total -= m.cost(o)
+	}
+	return o
+}
+
+// cost is what revision r costs against the byte bound: the first
+// revision held knows no events and costs the overhead only.
+func (m *model) cost(r int64) int64 {
+	if c, ok := m.costs[r]; ok && r > m.base {
+		return c
+	}
+	return 64
+}
 
 // firstEvent is the oldest revision whose events are known.
 func (m *model) firstEvent() int64 { return max(m.base+1, m.oldest(), 1) }
@@ -328,6 +360,16 @@ func (m *model) commit(w *mwork) Result {
 	if len(w.events) == 0 {
 		return Result{Rev: m.rev}
 	}
+	cost, sizes := int64(64), map[string]int{}
+	for _, ev := range w.events {
+		old, ok := sizes[ev.Path]
+		if !ok {
+			old = len(m.cur[ev.Path].body) // 0 for a directory or nothing
+		}
+		cost += 160 + int64(len(ev.Path)+old)
+		sizes[ev.Path] = len(ev.Body) // 0 after a del or a mkdir
+	}
+	m.costs[w.rev] = cost
 	m.rev = w.rev
 	m.cur = w.s
 	m.states[m.rev] = freeze(w.s)

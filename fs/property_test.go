@@ -61,6 +61,31 @@ func TestTreeAgreesWithModelInWideDirectories(t *testing.T) {
 	}
 }
 
+// TestTreeAgreesWithModelUnderAByteBound runs the property test with
+// Config.HistoryBytes set, from below the cost of one revision (a window
+// of the current revision only) to about the count window's size, and
+// bodies of up to 2,000 bytes: the model computes which revisions the
+// bound leaves readable, and every read, ViewAt and Events must agree.
+func TestTreeAgreesWithModelUnderAByteBound(t *testing.T) {
+	seeds, steps := *propSeeds/4, *propSteps
+	if raceEnabled {
+		seeds = min(seeds, 10)
+	}
+	if testing.Short() {
+		seeds, steps = 6, 150
+	}
+	bounds := []int64{100, 1000, 3000, 10000, 40000}
+	for s := int64(2000); s < 2000+int64(max(seeds, len(bounds))); s++ {
+		if *propSeed >= 0 && s != *propSeed {
+			continue
+		}
+		hb := bounds[int(s)%len(bounds)]
+		t.Run(fmt.Sprintf("seed=%d/bytes=%d", s, hb), func(t *testing.T) {
+			runPropertyWith(t, s, steps, propNames, hb)
+		})
+	}
+}
+
 // A prop is one run of the property test.
 type prop struct {
 	t      *testing.T
@@ -71,17 +96,27 @@ type prop struct {
 	time   int64
 	names  []string // components that random paths are made of
 	every  int      // compare whole trees every this many steps
+	cfg    Config   // the tree's and the mirror's
+	big    bool     // bodies of up to 2,000 bytes, not just a few
 }
 
 const propHistory = 40
 
 func runProperty(t *testing.T, seed int64, steps int, names []string) {
+	runPropertyWith(t, seed, steps, names, 0)
+}
+
+// runPropertyWith runs the property test with Config.HistoryBytes set to
+// historyBytes and, when it is set, bodies of up to 2,000 bytes.
+func runPropertyWith(t *testing.T, seed int64, steps int, names []string, historyBytes int64) {
+	cfg := Config{History: propHistory, HistoryBytes: historyBytes}
 	p := &prop{
 		names: names, every: 1 + len(names)/50,
 		t: t, rnd: rand.New(rand.NewSource(seed)),
-		tree: New(Config{History: propHistory}), mirror: New(Config{History: propHistory}),
+		tree: New(cfg), mirror: New(cfg), cfg: cfg, big: historyBytes > 0,
 		model: newModel(propHistory),
 	}
+	p.model.historyBytes = historyBytes
 	for i := 0; i < steps; i++ {
 		m := p.mutation()
 		p.step(i, m)
@@ -269,7 +304,7 @@ func (p *prop) compareSnapshot() {
 	if err := p.tree.WriteSnapshot(&buf); err != nil {
 		t.Fatalf("WriteSnapshot: %v", err)
 	}
-	back, err := ReadSnapshot(bytes.NewReader(buf.Bytes()), Config{History: propHistory})
+	back, err := ReadSnapshot(bytes.NewReader(buf.Bytes()), p.cfg)
 	if err != nil {
 		t.Fatalf("ReadSnapshot: %v", err)
 	}
@@ -396,6 +431,9 @@ func (p *prop) op() Op {
 	case r < 50:
 		o = Op{Kind: OpSet, Path: p.opPath(true)}
 		o.Body = []byte(fmt.Sprintf("v%d", p.rnd.Intn(100)))
+		if p.big && p.rnd.Intn(2) == 0 {
+			o.Body = bytes.Repeat(o.Body, p.rnd.Intn(700))
+		}
 		if p.rnd.Intn(3) == 0 {
 			o.Lease = p.lease()
 		}

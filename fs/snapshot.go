@@ -130,7 +130,7 @@ func readSnapshot(r io.Reader, cfg Config) (*Tree, error) {
 	if sr.err != nil {
 		return nil, sr.err
 	}
-	t.hist[0].root = root
+	t.cur.Load().root = root // nobody has seen t yet
 	return t, nil
 }
 

@@ -14,6 +14,17 @@ type Config struct {
 	// readable through ViewAt and Events. Zero or less means the default,
 	// 10000.
 	History int
+
+	// HistoryBytes bounds the memory the window keeps for superseded
+	// versions: the bodies that later revisions replaced or deleted, plus
+	// HistoryRecordBytes for every revision and HistoryEventBytes and the
+	// path's length for every event in the window (see HistoryCost). When
+	// the window's cost exceeds it, the oldest revisions stop being
+	// readable (TOO_LATE), as when there are more than History of them;
+	// the tighter bound wins. The current revision always stays readable,
+	// so a single revision costing more than the bound leaves the window
+	// holding that revision alone. Zero or less means no byte bound.
+	HistoryBytes int64
 }
 
 // DefaultHistory is the default Config.History, in revisions.
@@ -38,14 +49,29 @@ func (c Config) withDefaults() Config {
 // A Tree is the doozerfs namespace: the current revision, a window of past
 // revisions and their events, and the leases. See the package comment for
 // who may call what concurrently.
+//
+// The window does not keep the past revisions' trees: it keeps, for each
+// revision, the events that made it and an undo record for each event (the
+// node the event replaced or removed, and its parent's previous rev and
+// time). A past revision is rebuilt on demand by ViewAt from the current
+// tree (undoing the revisions after it) or from the last revision ViewAt
+// rebuilt (undoing or replaying the few revisions in between). So the
+// history costs the garbage collector two small objects per revision
+// instead of a copy of every node on the changed paths.
 type Tree struct {
 	cfg Config
 	cur atomic.Pointer[View] // the current revision
 
+	// past is the last revision ViewAt rebuilt, for the next call to start
+	// from. It is nil, or a view in the window of generation gen.
+	past atomic.Pointer[pastView]
+
 	// mu guards the fields below. Only the apply goroutine writes them, and
 	// only with mu held; it may read them without mu.
 	mu        sync.RWMutex
-	hist      []*View                       // the window, oldest first: hist[i].rev == hist[0].rev+i
+	hist      ring                          // the window, oldest first: hist.at(i).rev == hist.at(0).rev+i
+	histBytes int64                         // the sum of the records' cost
+	gen       uint64                        // bumped by Reset: older rebuilt views are stale
 	base      int64                         // the first revision this tree held: 0, or its snapshot's
 	leases    map[int64]int64               // live leases: id → TTL in nanoseconds
 	lastLease int64                         // the last lease id granted (ids start at 1)
@@ -62,13 +88,23 @@ func newTree(cfg Config, v *View) *Tree {
 	cfg = cfg.withDefaults()
 	t := &Tree{
 		cfg:    cfg,
-		hist:   []*View{v},
 		base:   v.rev,
 		leases: make(map[int64]int64),
 		bound:  make(map[int64]map[string]struct{}),
 	}
-	t.cur.Store(v)
+	t.restartLocked(v)
 	return t
+}
+
+// restartLocked makes v the current revision and the only one in the
+// window, which knows none of its events.
+func (t *Tree) restartLocked(v *View) {
+	t.hist.reset()
+	t.hist.push(record{rev: v.rev, cost: HistoryRecordBytes})
+	t.histBytes = HistoryRecordBytes
+	t.gen++
+	t.past.Store(nil)
+	t.cur.Store(v)
 }
 
 // Rev returns the current revision.
@@ -84,21 +120,67 @@ func (t *Tree) Oldest() int64 {
 	return t.oldestLocked()
 }
 
-func (t *Tree) oldestLocked() int64 { return t.hist[0].rev }
+func (t *Tree) oldestLocked() int64 { return t.hist.at(0).rev }
+
+// HistoryBytes returns what the window costs against Config.HistoryBytes,
+// whether or not that bound is set: HistoryRecordBytes per revision, and
+// per event HistoryEventBytes, its path's length and the length of the body
+// it replaced or deleted.
+func (t *Tree) HistoryBytes() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.histBytes
+}
 
 // ViewAt returns revision rev: TOO_LATE if it is older than Oldest(), and
 // BAD_REQUEST if it is newer than Rev() (the caller waits for it first).
+// A past revision is rebuilt from the window's records: the cost grows
+// with its distance from the current revision or from the revision the
+// previous call rebuilt, whichever is nearer.
 func (t *Tree) ViewAt(rev int64) (*View, error) {
 	t.mu.RLock()
-	defer t.mu.RUnlock()
-	cur := t.cur.Load().rev
+	cur := t.cur.Load()
+	oldest := t.oldestLocked()
 	switch {
-	case rev > cur:
-		return nil, Errorf(KindBadRequest, "", "revision %d is in the future (current %d)", rev, cur)
-	case rev < t.oldestLocked():
-		return nil, Errorf(KindTooLate, "", "revision %d is older than the window (oldest %d)", rev, t.oldestLocked())
+	case rev > cur.rev:
+		t.mu.RUnlock()
+		return nil, Errorf(KindBadRequest, "", "revision %d is in the future (current %d)", rev, cur.rev)
+	case rev < oldest:
+		t.mu.RUnlock()
+		return nil, Errorf(KindTooLate, "", "revision %d is older than the window (oldest %d)", rev, oldest)
+	case rev == cur.rev:
+		t.mu.RUnlock()
+		return cur, nil
 	}
-	return t.hist[rev-t.oldestLocked()], nil
+	gen := t.gen
+	from, redo := cur, false // undo from the current revision by default
+	if p := t.past.Load(); p != nil && p.gen == gen && p.v.rev >= oldest && p.v.rev <= cur.rev {
+		switch d := p.v.rev - rev; {
+		case d == 0:
+			t.mu.RUnlock()
+			return p.v, nil
+		case d > 0 && d < cur.rev-rev:
+			from = p.v
+		case d < 0 && -d < cur.rev-rev:
+			from, redo = p.v, true
+		}
+	}
+	lo, hi := rev, from.rev // the records (lo, hi] are needed
+	if redo {
+		lo, hi = from.rev, rev
+	}
+	recs := t.hist.copyRange(int(lo+1-oldest), int(hi+1-oldest))
+	t.mu.RUnlock()
+
+	var root *node
+	if redo {
+		root = replayRecords(from.root, recs)
+	} else {
+		root = undoRecords(from.root, recs)
+	}
+	v := &View{rev: rev, root: root}
+	t.past.Store(&pastView{v: v, gen: gen})
+	return v, nil
 }
 
 // Events returns, in order, every event with a revision ≥ from whose path
@@ -108,13 +190,13 @@ func (t *Tree) ViewAt(rev int64) (*View, error) {
 // a snapshot does not know that revision's events). A from above Rev()
 // gives no events. The bodies are shared and must not be modified.
 func (t *Tree) Events(from int64, g *Glob) ([]Event, error) {
-	views, err := t.viewsFrom(max(from, 1))
+	evs, err := t.eventsFrom(max(from, 1))
 	if err != nil {
 		return nil, err
 	}
 	var out []Event
-	for _, v := range views {
-		for _, ev := range v.events {
+	for _, e := range evs {
+		for _, ev := range e {
 			if g.Match(ev.Path) {
 				out = append(out, ev)
 			}
@@ -123,11 +205,11 @@ func (t *Tree) Events(from int64, g *Glob) ([]Event, error) {
 	return out, nil
 }
 
-// viewsFrom returns the views from revision from to the current one, or
-// TOO_LATE if the events of some of them are gone. It copies the window's
-// pointers under the lock and leaves the scanning to its caller, so that a
-// long scan never holds up Apply.
-func (t *Tree) viewsFrom(from int64) ([]*View, error) {
+// eventsFrom returns the events of each revision from from to the current
+// one, or TOO_LATE if the events of some of them are gone. It copies the
+// window's slices under the lock and leaves the scanning to its caller, so
+// that a long scan never holds up Apply.
+func (t *Tree) eventsFrom(from int64) ([][]Event, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	cur := t.cur.Load().rev
@@ -137,7 +219,12 @@ func (t *Tree) viewsFrom(from int64) ([]*View, error) {
 	if first := max(t.base+1, t.oldestLocked()); from < first {
 		return nil, Errorf(KindTooLate, "", "events from revision %d are gone (oldest %d)", from, first)
 	}
-	return append([]*View(nil), t.hist[from-t.oldestLocked():]...), nil
+	first := int(from - t.oldestLocked())
+	out := make([][]Event, t.hist.n-first)
+	for i := range out {
+		out[i] = t.hist.at(first + i).events
+	}
+	return out, nil
 }
 
 // Leases returns every live lease, sorted by id.
@@ -170,28 +257,46 @@ func (t *Tree) leaseLive(id int64) bool {
 	return ok
 }
 
-// publishLocked makes v the current revision, first recording the
-// revisions skipped since the current one (a mirror may skip some) as views
-// of the unchanged tree.
-func (t *Tree) publishLocked(v *View) {
+// publishLocked makes v the current revision, made by events that undo
+// reverts, first recording the revisions skipped since the current one (a
+// mirror may skip some) as revisions without a change. Then it drops the
+// oldest revisions the window no longer has room for.
+func (t *Tree) publishLocked(v *View, events []Event, undo []undo) {
 	prev := t.cur.Load()
 	if v.rev <= prev.rev {
 		panic(fmt.Sprintf("fs: publishing revision %d at revision %d", v.rev, prev.rev))
 	}
 	h := int64(t.cfg.History)
 	if v.rev-prev.rev > h {
-		clear(t.hist)
-		t.hist = t.hist[:0]
+		t.hist.reset()
+		t.histBytes = 0
 	}
 	for r := max(prev.rev+1, v.rev-h+1); r < v.rev; r++ {
-		t.hist = append(t.hist, &View{rev: r, root: prev.root})
+		t.hist.push(record{rev: r, cost: HistoryRecordBytes})
+		t.histBytes += HistoryRecordBytes
 	}
-	t.hist = append(t.hist, v)
-	if drop := len(t.hist) - t.cfg.History; drop > 0 {
-		clear(t.hist[:drop]) // let the dropped revisions go
-		t.hist = t.hist[drop:]
-	}
+	rec := record{rev: v.rev, events: events, undo: undo, cost: recordCost(events, undo)}
+	t.hist.push(rec)
+	t.histBytes += rec.cost
 	t.cur.Store(v)
+	t.trimLocked()
+}
+
+// trimLocked drops the oldest revisions while the window holds more than
+// History of them or costs more than HistoryBytes, always keeping the
+// current one.
+func (t *Tree) trimLocked() {
+	dropped := false
+	for t.hist.n > 1 && (t.hist.n > t.cfg.History || (t.cfg.HistoryBytes > 0 && t.histBytes > t.cfg.HistoryBytes)) {
+		t.histBytes -= t.hist.pop().cost
+		dropped = true
+	}
+	if !dropped {
+		return
+	}
+	if p := t.past.Load(); p != nil && p.v.rev < t.oldestLocked() {
+		t.past.CompareAndSwap(p, nil) // nor keep a rebuilt tree out of the window
+	}
 }
 
 // bindLocked moves the file at path from lease from to lease to (0: none).
@@ -224,12 +329,10 @@ func (t *Tree) Reset(src *Tree) error {
 	if cur := t.cur.Load(); v.rev < cur.rev {
 		return Errorf(KindBadRequest, "", "reset to revision %d below the current %d", v.rev, cur.rev)
 	}
-	clear(t.hist)
-	t.hist = []*View{v}
 	t.base = v.rev
 	t.leases = src.leases
 	t.lastLease = src.lastLease
 	t.bound = src.bound
-	t.cur.Store(v)
+	t.restartLocked(v)
 	return nil
 }

@@ -13,9 +13,32 @@ type txn struct {
 	time   int64 // commit time of rev
 	system bool  // may write /ctl
 	events []Event
+	undo   []undo // undo[i] reverts events[i]
+	noUndo bool   // rebuilding a past revision: keep no undo records
 	binds  []bind // lease bindings changed, in order
 	drop   int64  // a lease to delete at commit (0: none)
 }
+
+// emit records the event ev, which u reverts.
+func (x *txn) emit(ev Event, u undo) {
+	if x.events == nil && !x.noUndo {
+		// Most revisions have one event: give it and its undo record one
+		// allocation, which the window then keeps as one object.
+		b := new(struct {
+			ev [1]Event
+			un [1]undo
+		})
+		x.events, x.undo = b.ev[:0], b.un[:0]
+	}
+	x.events = append(x.events, ev)
+	if !x.noUndo {
+		x.undo = append(x.undo, u)
+	}
+}
+
+// parentUndo returns an undo record that gives the parent p back its
+// current rev and time.
+func parentUndo(p *node) undo { return undo{prev: p.rev, ptime: p.time} }
 
 // A bind records that the file at path moved from lease from to lease to.
 type bind struct {
@@ -111,8 +134,8 @@ func (x *txn) set(o *Op, at place) error {
 	case o.Lease != 0 && !x.t.leaseLive(o.Lease):
 		return Errorf(KindNoLease, o.Path, "lease %d is not live", o.Lease)
 	}
-	from := x.putFile(at, o.Body, o.Lease)
-	x.events = append(x.events, Event{Rev: x.rev, Path: o.Path, Kind: EventSet, Body: o.Body, Time: x.time, Lease: o.Lease})
+	from, u := x.putFile(at, o.Body, o.Lease)
+	x.emit(Event{Rev: x.rev, Path: o.Path, Kind: EventSet, Body: o.Body, Time: x.time, Lease: o.Lease}, u)
 	if from != o.Lease {
 		x.binds = append(x.binds, bind{path: o.Path, from: from, to: o.Lease})
 	}
@@ -120,17 +143,19 @@ func (x *txn) set(o *Op, at place) error {
 }
 
 // putFile writes the file at at, replacing it or creating it (and its
-// parents), and returns the lease it was bound to before (0: none).
-func (x *txn) putFile(at place, body []byte, lease int64) (from int64) {
+// parents), and returns the lease it was bound to before (0: none) and the
+// undo record of the set event the caller emits.
+func (x *txn) putFile(at place, body []byte, lease int64) (from int64, u undo) {
 	f := &node{body: body, rev: x.rev, time: x.time, lease: lease}
-	if at.cur != nil {
-		f.name = at.cur.name
+	if c := at.cur; c != nil {
+		f.name = c.name
+		u = parentUndo(at.nodes[len(at.nodes)-2])
+		u.what, u.body, u.rev, u.time, u.lease = undoFile, c.body, c.rev, c.time, c.lease
 		x.root = rebuild(at.nodes[:len(at.nodes)-1], at.comps, f, x.rev, x.time)
-		return at.cur.lease
+		return c.lease, u
 	}
 	f.name = at.name()
-	x.create(at, f)
-	return 0
+	return 0, x.create(at, f)
 }
 
 // name returns the last component of at's path as a string of its own, so
@@ -140,8 +165,9 @@ func (at place) name() string {
 }
 
 // create adds leaf at the missing path of at, creating the missing
-// directories above it with an EventMkdir each, top down.
-func (x *txn) create(at place, leaf *node) {
+// directories above it with an EventMkdir each, top down. It returns the
+// undo record of the leaf's own event, which the caller emits.
+func (x *txn) create(at place, leaf *node) undo {
 	have := len(at.nodes) - 1 // components that exist
 	n := leaf
 	for i := len(at.comps) - 2; i >= have; i-- {
@@ -149,10 +175,13 @@ func (x *txn) create(at place, leaf *node) {
 		d.kids, _ = d.kids.put(n)
 		n = d
 	}
+	u := parentUndo(at.nodes[have]) // the first node created goes there
 	x.root = rebuild(at.nodes, at.comps, n, x.rev, x.time)
 	for i := have; i < len(at.comps)-1; i++ {
-		x.events = append(x.events, Event{Rev: x.rev, Path: join(at.comps[:i+1]), Kind: EventMkdir, Time: x.time})
+		x.emit(Event{Rev: x.rev, Path: join(at.comps[:i+1]), Kind: EventMkdir, Time: x.time}, u)
+		u = undo{prev: x.rev, ptime: x.time} // the rest go in new directories
 	}
+	return u
 }
 
 func (x *txn) del(o *Op, at place) error {
@@ -175,8 +204,16 @@ func (x *txn) del(o *Op, at place) error {
 // remove deletes the existing node of at, which is a file or an empty
 // directory.
 func (x *txn) remove(at place) {
+	c := at.cur
+	u := parentUndo(at.nodes[len(at.nodes)-2])
+	u.rev, u.time = c.rev, c.time
+	if c.dir {
+		u.what = undoDir
+	} else {
+		u.what, u.body, u.lease = undoFile, c.body, c.lease
+	}
 	x.root = rebuild(at.nodes[:len(at.nodes)-1], at.comps, nil, x.rev, x.time)
-	x.events = append(x.events, Event{Rev: x.rev, Path: at.path, Kind: EventDel, Time: x.time})
+	x.emit(Event{Rev: x.rev, Path: at.path, Kind: EventDel, Time: x.time}, u)
 	if at.cur.lease != 0 {
 		x.binds = append(x.binds, bind{path: at.path, from: at.cur.lease})
 	}
@@ -193,8 +230,8 @@ func (x *txn) mkdir(o *Op, at place) error {
 	case at.cur != nil:
 		return nil // an existing directory: nothing to do
 	}
-	x.create(at, newDir(at.name(), x.rev, x.time))
-	x.events = append(x.events, Event{Rev: x.rev, Path: o.Path, Kind: EventMkdir, Time: x.time})
+	u := x.create(at, newDir(at.name(), x.rev, x.time))
+	x.emit(Event{Rev: x.rev, Path: o.Path, Kind: EventMkdir, Time: x.time}, u)
 	return nil
 }
 

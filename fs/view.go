@@ -6,9 +6,8 @@ package fs
 // Bodies are never copied: a body returned by Get or passed to Walk's fn is
 // shared with the tree and every other reader, and must not be modified.
 type View struct {
-	rev    int64
-	root   *node
-	events []Event // the changes that made this revision (nil if unknown)
+	rev  int64
+	root *node
 }
 
 // Rev returns the revision the view shows.
