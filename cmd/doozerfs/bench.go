@@ -238,6 +238,7 @@ type benchParams struct {
 	inotifyEvents        int // inotify-latency: events
 	files, filesBatch    int // scale-files: files, files per transaction
 	watches              int // watches: open WATCHes
+	snapshotEvery        int // scale children: serve --snapshot-every (0: its default)
 	serveBin             string
 	secret               string
 }
@@ -722,6 +723,7 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.files, "files", 1000000, "scale-files, restart, catch-up: number of files")
 	f.IntVar(&o.p.filesBatch, "files-batch", 100, "scale-files: files written per transaction")
 	f.IntVar(&o.p.watches, "watches", 10000, "watches: number of open WATCHes")
+	f.IntVar(&o.p.snapshotEvery, "snapshot-every", 0, "scale workloads: run serve with this --snapshot-every (0: serve's default)")
 	f.StringVar(&o.p.serveBin, "serve-bin", "", "scale workloads: the doozerfs binary to run serve with (default: this one)")
 	f.StringVar(&o.sweep, "sweep", "", "run the client-count workloads (conc-write, local-read) at each of these client counts, comma-separated (e.g. 1,4,16,64,256)")
 	f.StringVar(&o.plot, "plot", "", "with --sweep: draw throughput against client count as a PNG to this file")

@@ -4,10 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"image/color"
+	"image/png"
+	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/doozerfs/doozerfs/mount"
 )
 
 // tinyBench are workload sizes small enough for a test under the race
@@ -48,11 +57,14 @@ func checkSane(t *testing.T, r resultJSON) {
 	}
 }
 
-// TestBenchInProcess runs every default workload, twice, against an
+// TestBenchInProcess runs the workloads of the wire protocol, twice, against an
 // in-process replica and checks the JSON report.
 func TestBenchInProcess(t *testing.T) {
 	dir := t.TempDir()
-	out, stderr, code := runBenchCmd(t, append([]string{"--json", "--runs", "2", "--data", dir}, tinyBench...)...)
+	// The default set on this machine may hold the mount workloads too
+	// (TestBenchMount runs those); these are the four every replica has.
+	out, stderr, code := runBenchCmd(t, append([]string{"--json", "--runs", "2", "--data", dir,
+		"--workload", "seq-write,conc-write,local-read,watch-latency"}, tinyBench...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
 	}
@@ -246,5 +258,306 @@ func TestBenchLocalClusterFailover(t *testing.T) {
 	}
 	if _, _, code := runBenchCmd(t, "--workload", "failover"); code != exitUsage {
 		t.Errorf("failover without --local: exit %d, want usage", code)
+	}
+}
+
+// requireBenchFuse skips the test when this machine cannot mount FUSE file
+// systems, unless CI is "true": there a missing capability fails.
+func requireBenchFuse(t *testing.T) {
+	t.Helper()
+	missing := fuseMissing()
+	if missing == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("FUSE unavailable: missing %s", missing)
+	}
+	t.Skipf("FUSE unavailable: missing %s", missing)
+}
+
+// benchMountsLeft returns the mounts the bench made (their mountpoints are
+// named doozerfs-bench-mount-*) still in this process's namespace.
+func benchMountsLeft(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 5 && strings.Contains(f[4], "doozerfs-bench-mount-") {
+			left = append(left, f[4])
+		}
+	}
+	return left
+}
+
+// decodeBench decodes a --json report.
+func decodeBench(t *testing.T, out string) benchDoc {
+	t.Helper()
+	var doc benchDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("decoding the report: %v\n%s", err, out)
+	}
+	return doc
+}
+
+// checkMountResults checks mount-read's and inotify-latency's figures.
+func checkMountResults(t *testing.T, doc benchDoc, reads, events int) {
+	t.Helper()
+	if len(doc.Results) != 2 || len(doc.Failures) != 0 {
+		t.Fatalf("results %+v, failures %+v", doc.Results, doc.Failures)
+	}
+	for _, r := range doc.Results {
+		checkSane(t, r)
+	}
+	mr, in := doc.Results[0], doc.Results[1]
+	if mr.Workload != "mount-read" || mr.Ops != reads || mr.Clients != 1 {
+		t.Errorf("mount-read: %+v", mr)
+	}
+	if !(mr.TmpfsP50us > 0 && mr.TmpfsP50us <= mr.TmpfsP99us && mr.TmpfsMeanUs > 0) || !strings.Contains(mr.Detail, "tmpfs") {
+		t.Errorf("mount-read's tmpfs figures: %+v", mr)
+	}
+	if in.Workload != "inotify-latency" || in.Ops != events {
+		t.Errorf("inotify-latency: %+v", in)
+	}
+	if !(in.ModifyP50us > 0 && in.ModifyP50us <= in.ModifyP99us) || !strings.Contains(in.Detail, "IN_MODIFY") {
+		t.Errorf("inotify-latency's IN_MODIFY figures: %+v", in)
+	}
+}
+
+// TestBenchMount runs mount-read and inotify-latency through a real FUSE
+// mount of the in-process replica, and of the third replica of --local 3
+// (SET on replica 1, the inotify watcher on replica 3's mount), and checks
+// that every mount is gone afterwards and its mountpoint removed.
+func TestBenchMount(t *testing.T) {
+	requireBenchFuse(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where the bench makes its mountpoints
+	t.Cleanup(func() {
+		for _, d := range benchMountsLeft(t) {
+			exec.Command("fusermount3", "-uz", d).Run()
+		}
+	})
+	for _, mode := range [][]string{nil, {"--local", "3"}} {
+		t.Run(fmt.Sprint("mode", mode), func(t *testing.T) {
+			args := append([]string{"--json", "--data", t.TempDir(), "--workload", "mount-read,inotify-latency",
+				"--mount-reads", "300", "--inotify-events", "20", "--size", "64"}, mode...)
+			out, stderr, code := runBenchCmd(t, append(args, tinyBench...)...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+			}
+			doc := decodeBench(t, out)
+			checkMountResults(t, doc, 300, 20)
+			if left := benchMountsLeft(t); len(left) != 0 {
+				t.Errorf("mounts left behind: %v", left)
+			}
+			if ents, _ := filepath.Glob(filepath.Join(tmp, "doozerfs-bench-mount-*")); len(ents) != 0 {
+				t.Errorf("mountpoints left behind: %v", ents)
+			}
+		})
+	}
+	// Without a mount to use, the mount workloads are refused by name.
+	if _, stderr, code := runBenchCmd(t, "--addr", "127.0.0.1:1", "--workload", "mount-read"); code != exitUsage || !strings.Contains(stderr, "mount") {
+		t.Errorf("mount-read with --addr and no --mount-dir: exit %d: %s", code, stderr)
+	}
+}
+
+// TestBenchMountDir runs the mount workloads against a running replica
+// through a mount the test made (--addr with --mount-dir).
+func TestBenchMountDir(t *testing.T) {
+	requireBenchFuse(t)
+	r, dir, err := startBenchReplica(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	defer r.Close()
+	mp := t.TempDir()
+	opts := mount.DefaultOptions()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	m, err := mount.Mount(mp, r, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		m.Close()
+		exec.Command("fusermount3", "-uz", mp).Run()
+	}()
+	out, stderr, code := runBenchCmd(t, append([]string{"--json", "--addr", r.Addr(), "--mount-dir", m.Dir(),
+		"--workload", "mount-read,inotify-latency", "--mount-reads", "200", "--inotify-events", "10"}, tinyBench...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+	}
+	checkMountResults(t, decodeBench(t, out), 200, 10)
+	if _, stderr, code := runBenchCmd(t, "--mount-dir", mp); code != exitUsage {
+		t.Errorf("--mount-dir without --addr: exit %d (%s)", code, stderr)
+	}
+}
+
+// childrenUsing returns the processes whose command line mentions dir.
+func childrenUsing(t *testing.T, dir string) []string {
+	t.Helper()
+	cmdlines, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	var found []string
+	for _, f := range cmdlines {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), dir) {
+			found = append(found, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
+}
+
+// TestBenchScale runs the scale measurements small, on real `doozerfs
+// serve` child processes: files written, the replica killed and
+// restarted, a member joining and caught up by snapshot (a low
+// --snapshot-every makes the small log compact), watches opened. No child
+// and no data directory may be left afterwards.
+func TestBenchScale(t *testing.T) {
+	bin := binary(t)
+	data := t.TempDir()
+	t.Cleanup(func() {
+		for _, p := range childrenUsing(t, data) {
+			t.Errorf("a child process was left running: %s", p)
+		}
+	})
+	out, stderr, code := runBenchCmd(t, "--json", "--data", data, "--serve-bin", bin,
+		"--workload", "scale-files,restart,catch-up,watches", "--files", "2000", "--files-batch", "40",
+		"--snapshot-every", "10", "--watches", "1500", "--timeout", "2m")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+	}
+	doc := decodeBench(t, out)
+	if len(doc.Results) != 4 || len(doc.Failures) != 0 {
+		t.Fatalf("results %+v, failures %+v", doc.Results, doc.Failures)
+	}
+	by := map[string]resultJSON{}
+	for _, r := range doc.Results {
+		checkSane(t, r)
+		if r.Detail == "" {
+			t.Errorf("%s: no detail", r.Workload)
+		}
+		by[r.Workload] = r
+	}
+	sf, rs, cu, wa := by["scale-files"], by["restart"], by["catch-up"], by["watches"]
+	if sf.Ops != 2000 || sf.RSSBytes == 0 || sf.HWMBytes < sf.RSSBytes || sf.RSSBeforeByte == 0 || sf.Verdict != "met" {
+		t.Errorf("scale-files: %+v", sf)
+	}
+	if rs.Ops != 1 || !strings.Contains(rs.Detail, "answered a GET") {
+		t.Errorf("restart: %+v", rs)
+	}
+	if cu.Ops != 1 || !strings.Contains(cu.Detail, "by snapshot") {
+		t.Errorf("catch-up: %+v", cu)
+	}
+	if wa.Ops != 1500 || wa.RSSBytes == 0 || !strings.Contains(wa.Detail, "on 2 connections") {
+		t.Errorf("watches: %+v", wa)
+	}
+	if ents, err := os.ReadDir(data); err != nil || len(ents) != 0 {
+		t.Errorf("data directories left behind: %v %v", ents, err)
+	}
+	// The scale workloads are left out of the default set unless --scale.
+	one := &benchEnv{addrs: []string{"a"}}
+	if ws, _ := selectWorkloads("", one); slices.ContainsFunc(ws, func(w *workload) bool { return w.scale }) {
+		t.Errorf("default set holds a scale workload")
+	}
+	one.withScale = true
+	if ws, _ := selectWorkloads("", one); len(ws) != 8 {
+		t.Errorf("default set with --scale: %d workloads, want 8", len(ws))
+	}
+}
+
+// TestBenchSweepPlot sweeps the client count of conc-write and local-read
+// and draws the plot; the PNG must decode and show both series.
+func TestBenchSweepPlot(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sweep.png")
+	out, stderr, code := runBenchCmd(t, append([]string{"--json", "--data", dir, "--sweep", "3,1", "--plot", file}, tinyBench...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, out)
+	}
+	doc := decodeBench(t, out)
+	if len(doc.Sweep) != 4 || len(doc.Results) != 4 {
+		t.Fatalf("sweep %+v, results %d", doc.Sweep, len(doc.Results))
+	}
+	for i, want := range []struct {
+		name    string
+		clients int
+	}{{"conc-write", 1}, {"local-read", 1}, {"conc-write", 3}, {"local-read", 3}} {
+		if s := doc.Sweep[i]; s.Workload != want.name || s.Clients != want.clients {
+			t.Errorf("sweep point %d: %s at %d clients, want %s at %d", i, s.Workload, s.Clients, want.name, want.clients)
+		}
+		checkSane(t, doc.Sweep[i])
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("decoding the plot: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 400 || b.Dy() < 300 {
+		t.Errorf("plot of %v", b)
+	}
+	seen := map[color.RGBA]bool{}
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			r, g, b, a := img.At(x, y).RGBA()
+			seen[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}] = true
+		}
+	}
+	for _, c := range append(plotColors[:2:2], plotBlack, plotWhite) {
+		if !seen[c] {
+			t.Errorf("the plot has no pixel of %v", c)
+		}
+	}
+
+	// Text: one line per workload and count, labelled with the count.
+	out, stderr, code = runBenchCmd(t, append([]string{"--data", dir, "--sweep", "2", "--workload", "conc-write"}, tinyBench...)...)
+	if code != exitOK || !strings.Contains(out, "conc-write @2 ") || strings.Contains(out, "local-read") {
+		t.Errorf("exit %d: %s\n%s", code, stderr, out)
+	}
+	for _, args := range [][]string{
+		{"--plot", file},
+		{"--sweep", "0"},
+		{"--sweep", "x"},
+		{"--sweep", "4", "--workload", "seq-write"},
+	} {
+		if _, stderr, code := runBenchCmd(t, args...); code != exitUsage {
+			t.Errorf("%q: exit %d, want usage (%s)", args, code, stderr)
+		}
+	}
+}
+
+func TestBenchHelpers(t *testing.T) {
+	rss, hwm, err := parseProcMemory(strings.NewReader("Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n"))
+	if err != nil || rss != 1<<20 || hwm != 2<<20 {
+		t.Errorf("parseProcMemory: %d %d %v", rss, hwm, err)
+	}
+	if _, _, err := parseProcMemory(strings.NewReader("Name:\tx\n")); err == nil {
+		t.Error("parseProcMemory of no figures: no error")
+	}
+	if rss, _, err := procMemory(os.Getpid()); err != nil || rss == 0 {
+		t.Errorf("procMemory of this process: %d %v", rss, err)
+	}
+	for v, want := range map[float64]float64{0.3: 0.5, 7: 10, 1500: 2000, 21000: 50000, 100: 100} {
+		if got := niceStep(v); got != want {
+			t.Errorf("niceStep(%v) = %v, want %v", v, got, want)
+		}
+	}
+	for v, want := range map[float64]string{0: "0", 500: "500", 2500: "2.5k", 20000: "20k", 1.5e6: "1.5m"} {
+		if got := fmtRate(v); got != want {
+			t.Errorf("fmtRate(%v) = %q, want %q", v, got, want)
+		}
+	}
+	if c, err := parseCounts("64,1,4,4"); err != nil || !slices.Equal(c, []int{1, 4, 64}) {
+		t.Errorf("parseCounts: %v %v", c, err)
+	}
+	for r := range glyphs {
+		if g := glyphs[r]; len(g) != glyphH || slices.ContainsFunc(g[:], func(row string) bool { return len(row) != glyphW }) {
+			t.Errorf("glyph %q: %q", r, g)
+		}
 	}
 }
