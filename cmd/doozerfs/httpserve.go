@@ -29,14 +29,27 @@ func newServeLogger(e *env, level, format string) (*slog.Logger, error) {
 	return nil, usagef("--log-format %q: want text or json", format)
 }
 
+// Timeouts of the HTTP server (docs/http.md, "Limits").
+const (
+	httpHeaderTimeout = 10 * time.Second
+	httpReadTimeout   = time.Minute
+	httpIdleTimeout   = 2 * time.Minute
+)
+
 // startHTTP serves the web view, the JSON API and /metrics of r on addr
 // (serve --http), with TLS when tc is set (the certificate of the replica's
 // port). It returns the URL served and a function that stops the server.
-func startHTTP(addr string, r *replica.Replica, tc *tls.Config, pprof bool, log *slog.Logger) (url string, stop func(), err error) {
+//
+// At most maxConns connections are open at once (see web.LimitListener).
+// A request's headers must arrive within httpHeaderTimeout, and the whole
+// request, body included, within httpReadTimeout (watch streams then live
+// on); an idle keep-alive connection is closed after httpIdleTimeout.
+func startHTTP(addr string, r *replica.Replica, tc *tls.Config, pprof bool, maxConns int, log *slog.Logger) (url string, stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return "", nil, fmt.Errorf("--http %s: %w", addr, err)
 	}
+	ln = web.LimitListener(ln, maxConns, tc == nil, log)
 	scheme := "http"
 	if tc != nil {
 		tc = tc.Clone()
@@ -48,8 +61,9 @@ func startHTTP(addr string, r *replica.Replica, tc *tls.Config, pprof bool, log 
 	srv := &http.Server{
 		Handler:           h,
 		ConnState:         h.ConnState,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: httpHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}

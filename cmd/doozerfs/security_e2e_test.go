@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,9 +196,16 @@ func TestE2ESecurityDocCommands(t *testing.T) {
 // cannot work, as usage errors.
 func TestE2ESecurityFlagUsage(t *testing.T) {
 	t.Parallel()
+	key := base64.StdEncoding.EncodeToString(make([]byte, 16))
 	for _, args := range [][]string{
 		{"--gossip-key", "c2hvcnQ="}, // 5 bytes
 		{"--gossip-key", "not base64!"},
+		{"--gossip-key", key + ",c2hvcnQ="},
+		{"--gossip-key", key + ",," + key},
+		{"--gossip-key", key + "," + key},
+		{"--gossip-key", "secret"}, // no --secret to derive it from
+		{"--gossip-key", "secret,secret", "--secret", "s"},
+		{"--http", "127.0.0.1:0", "--http-max-conns", "0"},
 		{"--tls-ca", "ca.crt"},
 		{"--tls-peer-name", "x"},
 		{"--tls-cert", "only.crt"},
@@ -320,4 +329,60 @@ func randomB64(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// TestE2EHTTPMaxConns: serve --http-max-conns bounds the HTTP port's
+// connections; one over the limit is answered 503 and closed, and a client
+// already connected goes on being answered.
+func TestE2EHTTPMaxConns(t *testing.T) {
+	t.Parallel()
+	s := startSecServer(t, nil, "--name", "h1", "--http", "127.0.0.1:0", "--http-max-conns", "2")
+	var base string
+	deadline := time.Now().Add(startBound)
+	for {
+		if _, rest, ok := strings.Cut(s.out.String(), "HTTP API at "); ok {
+			base, _, _ = strings.Cut(rest, "\n")
+			base = strings.TrimSuffix(base, "/")
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no HTTP address in the output:\n%s", s.out.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the banner, bounded by deadline
+	}
+	good := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}, Timeout: runBound}
+	defer good.CloseIdleConnections()
+	status := func() int {
+		t.Helper()
+		resp, err := good.Get(base + "/v1/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := status(); st != 200 {
+		t.Fatalf("status: %d", st)
+	}
+	idle, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	for range 5 {
+		c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(runBound)) // a bound, not a measure
+		b, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(b), "HTTP/1.1 503 ") {
+			t.Fatalf("a connection over the limit: %q, %v", b, err)
+		}
+		if st := status(); st != 200 {
+			t.Fatalf("status while full: %d", st)
+		}
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/doozerfs/doozerfs/mount"
 	"github.com/doozerfs/doozerfs/replica"
+	"github.com/doozerfs/doozerfs/replica/web"
 )
 
 // mountFlags are the flags of a mount, shared by `serve --mount` and
@@ -127,6 +128,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	logFormat := f.String("log-format", "text", "log format: text or json")
 	httpAddr := f.String("http", "", "serve the web view, the JSON API and /metrics on this address (docs/http.md)")
 	pprofOn := f.Bool("pprof", false, "with --http, serve /debug/pprof/ too")
+	httpMaxConns := f.Int("http-max-conns", web.DefaultMaxConns, "with --http, most HTTP connections open at once; more are closed at once (plain HTTP: after a 503)")
 	pos, err := parseInterspersed(f, args)
 	if err != nil {
 		return err
@@ -136,6 +138,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	if *pprofOn && *httpAddr == "" {
 		return usagef("--pprof needs --http")
+	}
+	if *httpMaxConns < 1 {
+		return usagef("--http-max-conns %d: want 1 or more", *httpMaxConns)
 	}
 	log, err := newServeLogger(e, *level, *logFormat)
 	if err != nil {
@@ -175,7 +180,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "doozerfs: replica %s serving on %s, data in %s\n", cfg.Name, r.Addr(), cfg.DataDir)
 	if *httpAddr != "" {
-		url, stop, err := startHTTP(*httpAddr, r, cfg.TLS, *pprofOn, log)
+		url, stop, err := startHTTP(*httpAddr, r, cfg.TLS, *pprofOn, *httpMaxConns, log)
 		if err != nil {
 			return err
 		}
