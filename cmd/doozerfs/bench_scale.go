@@ -177,6 +177,36 @@ func (c *serveChild) memory() (rss, hwm uint64, err error) {
 	return procMemory(c.cmd.Process.Pid)
 }
 
+// cpu returns the CPU time (user and system) the child has used so far.
+func (c *serveChild) cpu() time.Duration {
+	d, _ := procCPUTime(c.cmd.Process.Pid)
+	return d
+}
+
+// procCPUTime returns the CPU time process pid has used, from
+// /proc/PID/stat (utime and stime, in clock ticks of 1/100 s on Linux).
+func procCPUTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("/proc stat: no )")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, errors.New("/proc stat: too few fields")
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc stat: utime %q, stime %q", f[11], f[12])
+	}
+	return time.Duration(u+s) * 10 * time.Millisecond, nil
+}
+
 // procMemory returns VmRSS and VmHWM of process pid, in bytes, from
 // /proc/PID/status.
 func procMemory(pid int) (rss, hwm uint64, err error) {
@@ -402,10 +432,12 @@ func runScaleFiles(ctx context.Context, b *benchEnv) (*benchResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	cpu0 := fx.child.cpu()
 	load, err := b.loadFiles(ctx, fx)
 	if err != nil {
 		return nil, err
 	}
+	cpu := fx.child.cpu() - cpu0
 	// Check the last file reads back, and that the replica is still there.
 	got, _, err := cl.Get(ctx, fx.lastPath, 0)
 	if err != nil || string(got) != string(fx.body) {
@@ -420,8 +452,8 @@ func runScaleFiles(ctx context.Context, b *benchEnv) (*benchResult, error) {
 		P50: load.P50, P90: load.P90, P99: load.P99, Max: load.Max, Mean: load.Mean,
 		RSS: rss, HWM: hwm, RSSBefore: before}
 	r.Rate = float64(fx.files) / load.Elapsed.Seconds()
-	r.Detail = fmt.Sprintf("%d files of %d B in %.1fs (%.0f files/s; %d per transaction, p50 %s a transaction): replica RSS %s (%.0f B a file), peak %s, %s before",
-		fx.files, len(fx.body), load.Elapsed.Seconds(), r.Rate, b.p.filesBatch, fmtLatency(load.P50),
+	r.Detail = fmt.Sprintf("%d files of %d B in %.1fs (%.0f files/s; %d per transaction, p50 %s a transaction): replica CPU %s; replica RSS %s (%.0f B a file), peak %s, %s before",
+		fx.files, len(fx.body), load.Elapsed.Seconds(), r.Rate, b.p.filesBatch, fmtLatency(load.P50), fmtSeconds(cpu),
 		fmtBytes(rss), float64(rss-min(rss, before))/float64(fx.files), fmtBytes(hwm), fmtBytes(before))
 	return r, nil
 }
@@ -458,6 +490,7 @@ func runRestart(ctx context.Context, b *benchEnv) (*benchResult, error) {
 		return nil, err
 	}
 	writable := time.Since(t0)
+	cpu := fx.child.cpu()
 	rss, hwm, err := fx.child.memory()
 	if err != nil {
 		return nil, err
@@ -465,8 +498,8 @@ func runRestart(ctx context.Context, b *benchEnv) (*benchResult, error) {
 	r := &benchResult{Clients: 1} // judged by its time; its memory is in Detail
 	r.summarize([]time.Duration{answered}, answered)
 	u0.since(r)
-	r.Detail = fmt.Sprintf("replica with %d files, killed (SIGKILL) and started again: listening after %s, answered a GET of the last file after %s, accepted a write after %s; RSS then %s (peak %s)",
-		fx.files, fmtSeconds(listening), fmtSeconds(answered), fmtSeconds(writable), fmtBytes(rss), fmtBytes(hwm))
+	r.Detail = fmt.Sprintf("replica with %d files, killed (SIGKILL) and started again: listening after %s, answered a GET of the last file after %s, accepted a write after %s, having used %s of CPU; RSS then %s (peak %s)",
+		fx.files, fmtSeconds(listening), fmtSeconds(answered), fmtSeconds(writable), fmtSeconds(cpu), fmtBytes(rss), fmtBytes(hwm))
 	return r, nil
 }
 
@@ -516,6 +549,7 @@ func runCatchUp(ctx context.Context, b *benchEnv) (*benchResult, error) {
 		return nil, err
 	}
 	caughtUp := time.Since(t0)
+	cpu := j.cpu()
 	rss, hwm, _ := j.memory()
 	got, _, err := jc.Get(ctx, fx.lastPath, 0)
 	if err != nil || string(got) != string(fx.body) {
@@ -528,8 +562,8 @@ func runCatchUp(ctx context.Context, b *benchEnv) (*benchResult, error) {
 	r := &benchResult{Clients: 1}
 	r.summarize([]time.Duration{caughtUp}, caughtUp)
 	u0.since(r)
-	r.Detail = fmt.Sprintf("new member %s joined a replica of %d files and applied revision %d %s %s after it started (role %s); its RSS then %s (peak %s)",
-		name, fx.files, rev, snap, fmtSeconds(caughtUp), self.Role, fmtBytes(rss), fmtBytes(hwm))
+	r.Detail = fmt.Sprintf("new member %s joined a replica of %d files and applied revision %d %s %s after it started (role %s), having used %s of CPU; its RSS then %s (peak %s)",
+		name, fx.files, rev, snap, fmtSeconds(caughtUp), self.Role, fmtSeconds(cpu), fmtBytes(rss), fmtBytes(hwm))
 	// Take it out of the cluster again, so that the scale replica keeps
 	// its quorum alone for the next workload.
 	if err := lc.RemoveMember(ctx, name); err != nil {

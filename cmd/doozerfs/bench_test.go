@@ -561,3 +561,12 @@ func TestBenchHelpers(t *testing.T) {
 		}
 	}
 }
+
+func TestProcCPUTime(t *testing.T) {
+	if d, err := procCPUTime(os.Getpid()); err != nil || d < 0 {
+		t.Errorf("procCPUTime of this process: %v %v", d, err)
+	}
+	if _, err := procCPUTime(-1); err == nil {
+		t.Error("procCPUTime of no process: no error")
+	}
+}
