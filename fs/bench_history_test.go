@@ -45,11 +45,13 @@ func BenchmarkApplySetFullHistory(b *testing.B) {
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		if _, err := tr.Apply(ms[i%len(ms)]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.stop(b)
 }
 
 // BenchmarkHistoryGCCost reports what the 10,000-revision window of a tree
@@ -93,4 +95,18 @@ func gcTime() time.Duration {
 	}
 	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
 	return ds[len(ds)/2]
+}
+
+// cpuMeter reports, with b.ReportMetric, the process's CPU time per
+// operation (user and system, the garbage collector's included) between
+// its start and stop: on a shared machine, where wall time depends on
+// what else runs, it says what each operation costs.
+type cpuMeter struct{ start time.Duration }
+
+func startCPU() cpuMeter { return cpuMeter{start: processCPU()} }
+
+func (c cpuMeter) stop(b *testing.B) {
+	if d := processCPU() - c.start; d > 0 && b.N > 0 {
+		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
 }

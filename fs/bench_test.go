@@ -17,11 +17,13 @@ func BenchmarkApplySet256(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU()
 	for i := 0; i < b.N; i++ {
 		if _, err := tr.Apply(ms[i%len(ms)]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.stop(b)
 }
 
 func BenchmarkGetCurrent(b *testing.B) {

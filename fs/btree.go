@@ -118,13 +118,13 @@ func (b *bnode) ascend(fn func(*node) bool) bool {
 // added if there is none; added tells which.
 func (b *bnode) put(n *node) (t *bnode, added bool) {
 	if b == nil {
-		return &bnode{items: []*node{n}, size: 1}, true
+		return leafOf([]*node{n}), true
 	}
 	l, r, added := b.insert(n)
 	if r == nil {
 		return l, added
 	}
-	return newInternal([]*bnode{l, r}), added
+	return internalOf([]*bnode{l, r}, nil, l.size+r.size), added
 }
 
 // insert is put below the root: when the result is too wide it comes back
@@ -133,12 +133,12 @@ func (b *bnode) insert(n *node) (l, r *bnode, added bool) {
 	if b.leaf() {
 		i := b.search(n.name)
 		if i < len(b.items) && b.items[i].name == n.name {
-			items := append([]*node(nil), b.items...)
-			items[i] = n
-			return &bnode{items: items, size: b.size}, nil, false
+			l = leafOf(b.items)
+			l.items[i] = n
+			return l, nil, false
 		}
-		items := make([]*node, 0, len(b.items)+1)
-		items = append(items, b.items[:i]...)
+		var buf [maxItems + 1]*node
+		items := append(buf[:0], b.items[:i]...)
 		items = append(items, n)
 		items = append(items, b.items[i:]...)
 		l, r = splitLeaf(items)
@@ -146,9 +146,9 @@ func (b *bnode) insert(n *node) (l, r *bnode, added bool) {
 	}
 	i := b.route(n.name)
 	kl, kr, added := b.kids[i].insert(n)
-	w := len(b.kids) + 1
-	kids, mins := make([]*bnode, 0, w), make([]string, 0, w)
-	kids, mins = append(kids, b.kids[:i]...), append(mins, b.mins[:i]...)
+	var kbuf [maxItems + 1]*bnode
+	var mbuf [maxItems + 1]string
+	kids, mins := append(kbuf[:0], b.kids[:i]...), append(mbuf[:0], b.mins[:i]...)
 	kids, mins = append(kids, kl), append(mins, kl.first())
 	if kr != nil {
 		kids, mins = append(kids, kr), append(mins, kr.first())
@@ -159,7 +159,7 @@ func (b *bnode) insert(n *node) (l, r *bnode, added bool) {
 		size++
 	}
 	if len(kids) <= maxItems {
-		return &bnode{kids: kids, mins: mins, size: size}, nil, added
+		return internalOf(kids, mins, size), nil, added
 	}
 	l, r = splitInternal(kids)
 	return l, r, added
@@ -192,101 +192,195 @@ func (b *bnode) remove(name string) (*bnode, bool) {
 		if i == len(b.items) || b.items[i].name != name {
 			return b, false
 		}
-		items := make([]*node, 0, len(b.items)-1)
-		items = append(items, b.items[:i]...)
+		var buf [maxItems]*node
+		items := append(buf[:0], b.items[:i]...)
 		items = append(items, b.items[i+1:]...)
-		return &bnode{items: items, size: len(items)}, true
+		return leafOf(items), true
 	}
 	i := b.route(name)
 	k, removed := b.kids[i].remove(name)
 	if !removed {
 		return b, false
 	}
-	kids := append([]*bnode(nil), b.kids...)
+	var kbuf [maxItems]*bnode
+	kids := append(kbuf[:0], b.kids...)
 	switch {
 	case k.size == 0:
-		mins := make([]string, 0, len(b.mins)-1)
-		mins = append(append(mins, b.mins[:i]...), b.mins[i+1:]...)
+		var mbuf [maxItems]string
+		mins := append(append(mbuf[:0], b.mins[:i]...), b.mins[i+1:]...)
 		kids = append(kids[:i], kids[i+1:]...)
-		return &bnode{kids: kids, mins: mins, size: b.size - 1}, true
+		return internalOf(kids, mins, b.size-1), true
 	case k.width() < minItems && len(kids) > 1:
 		kids[i] = k
 		j := i // merge kids[j] with kids[j+1]
 		if j == len(kids)-1 {
 			j--
 		}
-		return newInternal(spliceMerged(kids, j, mergeNodes(kids[j], kids[j+1]))), true
+		ml, mr := mergeNodes(kids[j], kids[j+1])
+		kids[j] = ml
+		if mr != nil {
+			kids[j+1] = mr
+		} else {
+			kids = append(kids[:j+1], kids[j+2:]...)
+		}
+		return internalOf(kids, nil, b.size-1), true
 	}
 	kids[i] = k
-	mins := append([]string(nil), b.mins...)
-	mins[i] = k.first()
-	return &bnode{kids: kids, mins: mins, size: b.size - 1}, true
-}
-
-// spliceMerged replaces kids[i] and kids[i+1] with the one or two nodes of
-// merged.
-func spliceMerged(kids []*bnode, i int, merged []*bnode) []*bnode {
-	out := make([]*bnode, 0, len(kids))
-	out = append(out, kids[:i]...)
-	out = append(out, merged...)
-	return append(out, kids[i+2:]...)
+	n := internalOf(kids, b.mins, b.size-1)
+	n.mins[i] = k.first()
+	return n, true
 }
 
 // mergeNodes joins two neighbouring nodes of the same height, a before b,
-// and splits the result again if it is too wide.
-func mergeNodes(a, b *bnode) []*bnode {
+// and splits the result again if it is too wide (r is nil if it is not).
+func mergeNodes(a, b *bnode) (l, r *bnode) {
 	if a.leaf() {
-		items := make([]*node, 0, len(a.items)+len(b.items))
-		items = append(append(items, a.items...), b.items...)
-		l, r := splitLeaf(items)
-		return nonNil(l, r)
+		var buf [2 * maxItems]*node
+		return splitLeaf(append(append(buf[:0], a.items...), b.items...))
 	}
-	kids := make([]*bnode, 0, len(a.kids)+len(b.kids))
-	kids = append(append(kids, a.kids...), b.kids...)
-	l, r := splitInternal(kids)
-	return nonNil(l, r)
+	var buf [2 * maxItems]*bnode
+	return splitInternal(append(append(buf[:0], a.kids...), b.kids...))
 }
 
-func nonNil(l, r *bnode) []*bnode {
-	if r == nil {
-		return []*bnode{l}
-	}
-	return []*bnode{l, r}
-}
-
-// splitLeaf makes one leaf of items, or two halves if there are too many.
+// splitLeaf makes one leaf of (a copy of) items, or two halves if there are
+// too many.
 func splitLeaf(items []*node) (l, r *bnode) {
 	if len(items) <= maxItems {
-		return &bnode{items: items, size: len(items)}, nil
+		return leafOf(items), nil
 	}
 	h := len(items) / 2
-	a := append([]*node(nil), items[:h]...)
-	b := append([]*node(nil), items[h:]...)
-	return &bnode{items: a, size: len(a)}, &bnode{items: b, size: len(b)}
+	return leafOf(items[:h]), leafOf(items[h:])
 }
 
-// splitInternal makes one internal node of kids, or two halves if there are
-// too many.
+// splitInternal makes one internal node over (a copy of) kids, or two
+// halves if there are too many.
 func splitInternal(kids []*bnode) (l, r *bnode) {
 	if len(kids) <= maxItems {
-		return newInternal(kids), nil
+		return internalOf(kids, nil, -1), nil
 	}
 	h := len(kids) / 2
-	a := append([]*bnode(nil), kids[:h]...)
-	b := append([]*bnode(nil), kids[h:]...)
-	return newInternal(a), newInternal(b)
+	return internalOf(kids[:h], nil, -1), internalOf(kids[h:], nil, -1)
 }
 
-// newInternal makes an internal node over kids, computing mins and size.
-func newInternal(kids []*bnode) *bnode {
-	b := &bnode{kids: kids, mins: make([]string, len(kids))}
-	for i, k := range kids {
-		b.size += k.size
-		if k.size > 0 {
-			b.mins[i] = k.first()
+// leafOf returns a new leaf holding a copy of items. The bnode and its
+// items are one allocation (see bnodeAlloc).
+func leafOf(items []*node) *bnode {
+	b := newBnode(len(items), false)
+	copy(b.items, items)
+	b.size = len(items)
+	return b
+}
+
+// internalOf returns a new internal node over a copy of kids, with a copy
+// of mins (nil: computed from kids) and size (negative: computed). The
+// bnode, its kids and its mins are one allocation.
+func internalOf(kids []*bnode, mins []string, size int) *bnode {
+	b := newBnode(len(kids), true)
+	copy(b.kids, kids)
+	if mins != nil {
+		copy(b.mins, mins)
+	} else {
+		for i, k := range kids {
+			if k.size > 0 {
+				b.mins[i] = k.first()
+			}
 		}
 	}
+	if size < 0 {
+		size = 0
+		for _, k := range kids {
+			size += k.size
+		}
+	}
+	b.size = size
 	return b
+}
+
+// newBnode allocates a bnode with n items (a leaf) or n kids and mins (an
+// internal node) in a single object whose arrays are the smallest of 2, 4,
+// 8, 16 or 32 entries that fits: one heap object per B-tree node instead
+// of two or three, for Apply to allocate and the collector to mark.
+func newBnode(n int, internal bool) *bnode {
+	switch {
+	case n <= 2 && internal:
+		p := new(struct {
+			b    bnode
+			kids [2]*bnode
+			mins [2]string
+		})
+		p.b.kids, p.b.mins = p.kids[:n:n], p.mins[:n:n]
+		return &p.b
+	case n <= 2:
+		p := new(struct {
+			b     bnode
+			items [2]*node
+		})
+		p.b.items = p.items[:n:n]
+		return &p.b
+	case n <= 4 && internal:
+		p := new(struct {
+			b    bnode
+			kids [4]*bnode
+			mins [4]string
+		})
+		p.b.kids, p.b.mins = p.kids[:n:n], p.mins[:n:n]
+		return &p.b
+	case n <= 4:
+		p := new(struct {
+			b     bnode
+			items [4]*node
+		})
+		p.b.items = p.items[:n:n]
+		return &p.b
+	case n <= 8 && internal:
+		p := new(struct {
+			b    bnode
+			kids [8]*bnode
+			mins [8]string
+		})
+		p.b.kids, p.b.mins = p.kids[:n:n], p.mins[:n:n]
+		return &p.b
+	case n <= 8:
+		p := new(struct {
+			b     bnode
+			items [8]*node
+		})
+		p.b.items = p.items[:n:n]
+		return &p.b
+	case n <= 16 && internal:
+		p := new(struct {
+			b    bnode
+			kids [16]*bnode
+			mins [16]string
+		})
+		p.b.kids, p.b.mins = p.kids[:n:n], p.mins[:n:n]
+		return &p.b
+	case n <= 16:
+		p := new(struct {
+			b     bnode
+			items [16]*node
+		})
+		p.b.items = p.items[:n:n]
+		return &p.b
+	case n <= 32 && internal:
+		p := new(struct {
+			b    bnode
+			kids [32]*bnode
+			mins [32]string
+		})
+		p.b.kids, p.b.mins = p.kids[:n:n], p.mins[:n:n]
+		return &p.b
+	case n <= 32:
+		p := new(struct {
+			b     bnode
+			items [32]*node
+		})
+		p.b.items = p.items[:n:n]
+		return &p.b
+	case internal:
+		return &bnode{kids: make([]*bnode, n), mins: make([]string, n)}
+	}
+	return &bnode{items: make([]*node, n)}
 }
 
 // buildSorted makes a tree of items, which must be sorted by name without
@@ -297,13 +391,12 @@ func buildSorted(items []*node) *bnode {
 	}
 	level := make([]*bnode, 0, (len(items)+maxItems-1)/maxItems)
 	for _, part := range chunks(len(items)) {
-		leaf := append([]*node(nil), items[part[0]:part[1]]...)
-		level = append(level, &bnode{items: leaf, size: len(leaf)})
+		level = append(level, leafOf(items[part[0]:part[1]]))
 	}
 	for len(level) > 1 {
 		up := make([]*bnode, 0, (len(level)+maxItems-1)/maxItems)
 		for _, part := range chunks(len(level)) {
-			up = append(up, newInternal(append([]*bnode(nil), level[part[0]:part[1]]...)))
+			up = append(up, internalOf(level[part[0]:part[1]], nil, -1))
 		}
 		level = up
 	}

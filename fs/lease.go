@@ -60,7 +60,7 @@ func (t *Tree) revoke(m *Mutation) (Result, error) {
 		if at.cur == nil || at.cur.dir || at.cur.lease != m.Lease {
 			panic("fs: lease " + itoa(m.Lease) + " binds " + p + ", which is not its file")
 		}
-		x.remove(at)
+		x.remove(at, p)
 	}
 	x.drop = m.Lease
 	res := t.commit(x)

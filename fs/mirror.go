@@ -73,7 +73,7 @@ func (x *txn) replay(ev *Event) error {
 		if at.cur.dir && at.cur.kids.Len() > 0 {
 			return &Error{Kind: KindNotEmpty, Path: ev.Path}
 		}
-		x.remove(at)
+		x.remove(at, ev.Path)
 		return nil
 	}
 }

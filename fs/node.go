@@ -85,8 +85,12 @@ func lookup(root *node, p string) (*node, Kind) {
 // component, or after a file that still has components below it (the
 // caller checks the last node's type).
 func chain(root *node, comps []string) []*node {
-	out := make([]*node, 1, len(comps)+1)
-	out[0] = root
+	return chainInto(make([]*node, 0, len(comps)+1), root, comps)
+}
+
+// chainInto is chain appending to dst[:0].
+func chainInto(dst []*node, root *node, comps []string) []*node {
+	out := append(dst[:0], root)
 	n := root
 	for _, c := range comps {
 		if !n.dir {

@@ -66,6 +66,18 @@ func split(p string) []string {
 	return strings.Split(p[1:], "/")
 }
 
+// splitInto is split appending to dst[:0], so that a caller can give it a
+// buffer of its own.
+func splitInto(dst []string, p string) []string {
+	dst = dst[:0]
+	for rest := p[1:]; rest != ""; {
+		var c string
+		c, rest, _ = strings.Cut(rest, "/")
+		dst = append(dst, c)
+	}
+	return dst
+}
+
 // join is the inverse of split.
 func join(comps []string) string {
 	if len(comps) == 0 {

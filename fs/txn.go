@@ -17,6 +17,12 @@ type txn struct {
 	noUndo bool   // rebuilding a past revision: keep no undo records
 	binds  []bind // lease bindings changed, in order
 	drop   int64  // a lease to delete at commit (0: none)
+
+	// Buffers for the place of the op being applied, so that a path of
+	// up to 15 components costs locate no allocation. Each locate reuses
+	// them: a place is good until the next one.
+	compsBuf [15]string
+	nodesBuf [16]*node
 }
 
 // emit records the event ev, which u reverts.
@@ -93,7 +99,6 @@ func (x *txn) op(o *Op) error {
 
 // A place is where a path falls in the tree being built.
 type place struct {
-	path   string
 	comps  []string
 	nodes  []*node // the existing nodes along comps, from the root
 	cur    *node   // the node at path, or nil
@@ -101,9 +106,9 @@ type place struct {
 }
 
 func (x *txn) locate(path string) place {
-	comps := split(path)
-	nodes := chain(x.root, comps)
-	at := place{path: path, comps: comps, nodes: nodes}
+	comps := splitInto(x.compsBuf[:0], path)
+	nodes := chainInto(x.nodesBuf[:0], x.root, comps)
+	at := place{comps: comps, nodes: nodes}
 	last := nodes[len(nodes)-1]
 	switch {
 	case len(nodes) == len(comps)+1:
@@ -197,13 +202,13 @@ func (x *txn) del(o *Op, at place) error {
 	case at.cur.dir && at.cur.kids.Len() > 0:
 		return &Error{Kind: KindNotEmpty, Path: o.Path}
 	}
-	x.remove(at)
+	x.remove(at, o.Path)
 	return nil
 }
 
-// remove deletes the existing node of at, which is a file or an empty
+// remove deletes the existing node of at, the path path, which is a file or an empty
 // directory.
-func (x *txn) remove(at place) {
+func (x *txn) remove(at place, path string) {
 	c := at.cur
 	u := parentUndo(at.nodes[len(at.nodes)-2])
 	u.rev, u.time = c.rev, c.time
@@ -213,9 +218,9 @@ func (x *txn) remove(at place) {
 		u.what, u.body, u.lease = undoFile, c.body, c.lease
 	}
 	x.root = rebuild(at.nodes[:len(at.nodes)-1], at.comps, nil, x.rev, x.time)
-	x.emit(Event{Rev: x.rev, Path: at.path, Kind: EventDel, Time: x.time}, u)
+	x.emit(Event{Rev: x.rev, Path: path, Kind: EventDel, Time: x.time}, u)
 	if at.cur.lease != 0 {
-		x.binds = append(x.binds, bind{path: at.path, from: at.cur.lease})
+		x.binds = append(x.binds, bind{path: path, from: at.cur.lease})
 	}
 }
 
