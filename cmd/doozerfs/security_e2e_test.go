@@ -303,6 +303,22 @@ func TestE2EGossipKeyRotation(t *testing.T) {
 			}
 		}
 	}
+	// all_alive of docs/security.md agrees: true now, false with a
+	// replica down.
+	var hosts []string
+	for _, r := range reps {
+		hosts = append(hosts, r.addr)
+	}
+	if out, err := docAllAlive(t, hosts, secret); err != nil {
+		t.Errorf("all_alive of docs/security.md: %v\n%s", err, out)
+	}
+	reps[2].stop()
+	if out, err := docAllAlive(t, hosts, secret); err == nil {
+		t.Errorf("all_alive of docs/security.md with a replica stopped succeeded:\n%s", out)
+	}
+	reps[2] = startSecServerAt(t, reps[2].addr, reps[2].data, env,
+		append([]string{"--name", names[2], "--gossip-key", newKey}, common...)...)
+	allAlive("r3 restarted")
 	// The old key alone (derived from the same secret) no longer gets in:
 	// its join is refused; the members stay three.
 	old := startSecServer(t, env, append([]string{"--name", "old", "--join", reps[0].addr}, common...)...)
@@ -319,6 +335,22 @@ func TestE2EGossipKeyRotation(t *testing.T) {
 			t.Errorf("a replica with the old key joined: %v", m)
 		}
 	}
+}
+
+// docAllAlive runs the shell function all_alive of docs/security.md
+// ("Rotating keys") on hosts, with the binary first in PATH.
+func docAllAlive(t *testing.T, hosts []string, secret string) (string, error) {
+	t.Helper()
+	script := docScript(t, "### The gossip key, one replica at a time")
+	start := strings.Index(script, "all_alive() {")
+	end := strings.Index(script, "\n}\n")
+	if start < 0 || end < start {
+		t.Fatalf("no all_alive function in the script:\n%s", script)
+	}
+	cmd := exec.Command("sh", "-e", "-c", "hosts='"+strings.Join(hosts, " ")+"'\n"+script[start:end+3]+"all_alive\n")
+	cmd.Env = childEnv("DOOZERFS_SECRET="+secret, "PATH="+filepath.Dir(binary(t))+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // randomB64 returns n random bytes in base64.
