@@ -1,5 +1,10 @@
 package fs
 
+import (
+	"sort"
+	"strings"
+)
+
 // The window of past revisions (see Tree): per revision, its events and an
 // undo record for each, and the code that rebuilds a past revision's tree
 // from them.
@@ -67,9 +72,20 @@ type pastView struct {
 	gen uint64
 }
 
+// undoBatchAbove is how many events undoRecords undoes one by one; more
+// go to undoBatch. A variable so that tests can send everything there.
+var undoBatchAbove = 8
+
 // undoRecords returns the tree at revision recs[0].rev-1, given root, the
 // tree at the last record's revision. The records are consecutive.
 func undoRecords(root *node, recs []record) *node {
+	n := 0
+	for i := range recs {
+		n += len(recs[i].undo)
+	}
+	if n > undoBatchAbove {
+		return undoBatch(root, recs)
+	}
 	for i := len(recs) - 1; i >= 0; i-- {
 		r := &recs[i]
 		for j := len(r.undo) - 1; j >= 0; j-- {
@@ -78,6 +94,132 @@ func undoRecords(root *node, recs []record) *node {
 	}
 	return root
 }
+
+// undoBatch is undoRecords for many events: it changes each path only
+// once, however many events touched it. A path ends up as the oldest event
+// on it found it (the oldest undo record puts back the node it replaced or
+// removed, or removes the node it created), and a directory gets the rev
+// and time from before the oldest event on it or on one of its children.
+// Removals go deepest first, then the nodes put back shallowest first, so
+// that every parent is there before its children; the directories' revs
+// and times come last.
+func undoBatch(root *node, recs []record) *node {
+	nodes := make(map[string]*undo)     // path → its oldest undo record
+	stamps := make(map[string][2]int64) // directory → rev and time before the oldest change
+	for i := len(recs) - 1; i >= 0; i-- {
+		r := &recs[i]
+		for j := len(r.undo) - 1; j >= 0; j-- {
+			p, u := r.events[j].Path, &r.undo[j]
+			nodes[p] = u
+			delete(stamps, p) // an older event on p itself decides its stamps
+			stamps[parentPath(p)] = [2]int64{u.prev, u.ptime}
+		}
+	}
+	paths := make([]string, 0, len(nodes))
+	for p := range nodes {
+		paths = append(paths, p)
+	}
+	sort.Slice(paths, func(i, j int) bool {
+		di, dj := strings.Count(paths[i], "/"), strings.Count(paths[j], "/")
+		if di != dj {
+			return di < dj
+		}
+		return paths[i] < paths[j]
+	})
+	b := batch{stamps: stamps, done: make(map[string]bool, len(stamps))}
+	for i := len(paths) - 1; i >= 0; i-- {
+		if nodes[paths[i]].what == undoRemove {
+			root = b.replace(root, paths[i], nil)
+		}
+	}
+	for _, p := range paths {
+		u := nodes[p]
+		switch u.what {
+		case undoFile:
+			root = b.replace(root, p, &node{name: lastComponent(p), body: u.body, rev: u.rev, time: u.time, lease: u.lease})
+		case undoDir:
+			root = b.replace(root, p, &node{name: lastComponent(p), dir: true, rev: u.rev, time: u.time})
+			b.done[p] = false // its own stamps replaced any it was given
+		}
+	}
+	for d, st := range stamps {
+		if !b.done[d] {
+			root = stampDir(root, d, st[0], st[1])
+		}
+	}
+	return root
+}
+
+// A batch is the state of one undoBatch: the directories' stamps to give
+// back, those given already, and buffers for the paths it changes.
+type batch struct {
+	stamps map[string][2]int64
+	done   map[string]bool
+	comps  []string
+	nodes  []*node
+}
+
+// replace returns root with x at path p, or without the node at p if x is
+// nil (nothing to do if there is none), giving the parent its stamps.
+func (b *batch) replace(root *node, p string, x *node) *node {
+	b.comps = splitInto(b.comps, p)
+	b.nodes = chainInto(b.nodes, root, b.comps)
+	comps, nodes := b.comps, b.nodes
+	switch {
+	case x == nil && len(nodes) <= len(comps):
+		return root // already missing
+	case len(comps) == 0 || len(nodes) < len(comps) || !nodes[len(comps)-1].dir:
+		panic("fs: history cannot put back " + p)
+	}
+	parent := *nodes[len(comps)-1]
+	if x == nil {
+		parent.kids, _ = parent.kids.del(comps[len(comps)-1])
+	} else {
+		parent.kids, _ = parent.kids.put(x)
+	}
+	pp := parentPath(p)
+	if st, ok := b.stamps[pp]; ok {
+		parent.rev, parent.time = st[0], st[1]
+		b.done[pp] = true
+	}
+	return copyUp(nodes, len(comps)-1, &parent)
+}
+
+// stampDir returns root with the directory at p given rev and time, if it
+// is there.
+func stampDir(root *node, p string, rev, time int64) *node {
+	comps := split(p)
+	nodes := chain(root, comps)
+	if len(nodes) <= len(comps) || !nodes[len(comps)].dir {
+		return root
+	}
+	d := *nodes[len(comps)]
+	d.rev, d.time = rev, time
+	return copyUp(nodes, len(comps), &d)
+}
+
+// copyUp returns the root of the tree in which x replaces nodes[i], the
+// node at depth i of the chain nodes, copying its ancestors.
+func copyUp(nodes []*node, i int, x *node) *node {
+	for i--; i >= 0; i-- {
+		d := *nodes[i]
+		d.kids, _ = d.kids.put(x)
+		x = &d
+	}
+	return x
+}
+
+// parentPath returns the path of the directory holding the valid path p,
+// not "/".
+func parentPath(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i > 0 {
+		return p[:i]
+	}
+	return "/"
+}
+
+// lastComponent returns the last component of the valid path p, not "/".
+func lastComponent(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 
 // undoEvent reverts, on the tree root, the event at path that u records.
 func undoEvent(root *node, path string, u *undo) *node {

@@ -43,10 +43,7 @@ func TestTreeAgreesWithModelOnRandomSequences(t *testing.T) {
 // hundreds of names, so that directories grow past one B-tree leaf and
 // shrink again.
 func TestTreeAgreesWithModelInWideDirectories(t *testing.T) {
-	var names []string
-	for i := 0; i < 300; i++ {
-		names = append(names, fmt.Sprintf("n%03d", i))
-	}
+	names := wideNames()
 	seeds := 6
 	if raceEnabled || testing.Short() {
 		seeds = 2
@@ -84,6 +81,34 @@ func TestTreeAgreesWithModelUnderAByteBound(t *testing.T) {
 			runPropertyWith(t, s, steps, propNames, hb)
 		})
 	}
+}
+
+// TestTreeAgreesWithModelRebuildingPastRevisionsInBatches runs the
+// property test with every rebuilt past revision undone in a batch (each
+// path once), not event by event.
+func TestTreeAgreesWithModelRebuildingPastRevisionsInBatches(t *testing.T) {
+	defer func(n int) { undoBatchAbove = n }(undoBatchAbove)
+	undoBatchAbove = 0
+	seeds := 30
+	if raceEnabled || testing.Short() {
+		seeds = 8
+	}
+	for s := int64(3000); s < 3000+int64(seeds); s++ {
+		t.Run(fmt.Sprintf("seed=%d", s), func(t *testing.T) {
+			runProperty(t, s, *propSteps, propNames)
+		})
+	}
+	runPropertyWith(t, 3999, 1200, wideNames(), 0)
+}
+
+// wideNames returns 300 names, enough for directories wider than a B-tree
+// leaf.
+func wideNames() []string {
+	var names []string
+	for i := 0; i < 300; i++ {
+		names = append(names, fmt.Sprintf("n%03d", i))
+	}
+	return names
 }
 
 // A prop is one run of the property test.
@@ -289,6 +314,10 @@ func (p *prop) compareAllRevisions() {
 		want := p.model.states[r].dump
 		if got := dump(p.t, v); got != want {
 			p.t.Fatalf("ViewAt(%d):\n%s\nwant\n%s", r, got, want)
+		}
+		p.tree.past.Store(nil) // rebuilt from the current revision, not the last one
+		if v, err = p.tree.ViewAt(r); err != nil || dump(p.t, v) != want {
+			p.t.Fatalf("ViewAt(%d) from the current revision: %v\n%s\nwant\n%s", r, err, dump(p.t, v), want)
 		}
 		if got := dump(p.t, mv); got != want {
 			p.t.Fatalf("mirror ViewAt(%d):\n%s\nwant\n%s", r, got, want)
