@@ -6,8 +6,8 @@
 // # What it holds
 //
 // A Tree holds the current revision, a window of past revisions
-// (Config.History, default 10,000) with the events that made each of them,
-// and the leases. Mutations (a TXN of SET/DEL/MKDIR/CHECK ops, NOP, and the
+// (Config.History, default 10,000, and optionally Config.HistoryBytes) with
+// the events that made each of them, and the leases. Mutations (a TXN of SET/DEL/MKDIR/CHECK ops, NOP, and the
 // lease verbs) go in through Apply; a mutation that changes the tree makes
 // exactly one new revision, and one that fails changes nothing and takes no
 // revision. Apply never reads a clock or a random source: the same
@@ -16,8 +16,10 @@
 // Revisions are persistent: a change copies only the nodes on the path from
 // the root to what changed (and O(log n) nodes of each directory's sorted
 // child set), sharing the rest with the revisions before it. So a View of
-// any revision is immutable and costs nothing to take, and reading the
-// current revision never copies or locks the tree.
+// any revision is immutable, and reading the current revision never copies
+// or locks the tree. The window keeps, instead of the past trees, each
+// revision's events and undo records; ViewAt rebuilds a past revision from
+// them, at a cost that grows with its distance from the current one.
 //
 // # Who calls it
 //
@@ -34,8 +36,8 @@
 // # Concurrency contract
 //
 // Apply and ApplyEvents change the tree; call them from one goroutine at a
-// time (the replica's apply loop). Rev, Oldest, View, ViewAt, Events,
-// Leases, LeaseFiles and WriteSnapshot may be called from any number of
+// time (the replica's apply loop). Rev, Oldest, HistoryBytes, View, ViewAt,
+// Events, Leases, LeaseFiles and WriteSnapshot may be called from any number of
 // goroutines at the same time as Apply: the bookkeeping they read is
 // guarded by a read-write mutex (the current revision by an atomic
 // pointer), and a View, once returned, never changes, so any number of
