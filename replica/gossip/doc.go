@@ -14,7 +14,9 @@
 //     run wire.Accept and seen kind gossip.
 //   - Members wraps a memberlist.Memberlist on such a Transport: it puts the
 //     replica's Meta (consensus id, address, cluster) in the node metadata,
-//     refuses members of another cluster, optionally encrypts gossip, routes
+//     refuses members of another cluster, optionally encrypts gossip (with
+//     a keyring: one key encrypts, more may be accepted, so that keys can be
+//     rotated one member at a time), routes
 //     memberlist's logging to slog, and keeps a table of every member it has
 //     seen with its state (alive, dead, left) and since when, calling
 //     OnChange when the table changes.

@@ -229,8 +229,9 @@ func TestPeerInjection(t *testing.T) {
 }
 
 // TestGossipJoinNeedsSecret: replicas started without the cluster's
-// secret, with another one, or with the secret but another gossip key,
-// cannot join; one with the secret joins.
+// secret, with another one, or with the secret but another gossip key
+// (even with the cluster's in its keyring, but second), cannot join; one
+// with the secret joins, and so does one that also accepts another key.
 func TestGossipJoinNeedsSecret(t *testing.T) {
 	t.Parallel()
 	seed := config(t, "seed")
@@ -238,23 +239,34 @@ func TestGossipJoinNeedsSecret(t *testing.T) {
 	r1 := start(t, seed)
 	otherKey := bytes.Repeat([]byte{7}, 32)
 	var outsiders []*replica.Replica
+	derived := replica.GossipKeyFromSecret(rwSecret)
 	for _, o := range []struct {
 		name, secret string
 		key          []byte
+		others       [][]byte
 	}{
-		{"no-secret", "", nil},
-		{"wrong-secret", "another", nil},
-		{"ro-secret", roSecret, nil},
-		{"other-gossip-key", rwSecret, otherKey},
+		{"no-secret", "", nil, nil},
+		{"wrong-secret", "another", nil, nil},
+		{"ro-secret", roSecret, nil, nil},
+		{"other-gossip-key", rwSecret, otherKey, nil},
+		// The seed's key in its keyring, but another one first: the
+		// seed cannot read what it sends.
+		{"other-primary-gossip-key", rwSecret, otherKey, [][]byte{derived}},
 	} {
 		cfg := config(t, o.name)
-		cfg.Secret, cfg.GossipKey, cfg.Join = o.secret, o.key, []string{r1.Addr()}
+		cfg.Secret, cfg.GossipKey, cfg.OtherGossipKeys, cfg.Join = o.secret, o.key, o.others, []string{r1.Addr()}
 		outsiders = append(outsiders, start(t, cfg))
 	}
 	insiderCfg := config(t, "insider")
 	insiderCfg.Secret, insiderCfg.Join = rwSecret, []string{r1.Addr()}
 	insider := start(t, insiderCfg)
 	waitFor(t, "the replica with the secret to join", 30*time.Second, func() bool { return isMember(r1, insider.ID()) })
+	// The first round of a key rotation: the seed's key first, a new one
+	// accepted too.
+	rotCfg := config(t, "rotating")
+	rotCfg.Secret, rotCfg.OtherGossipKeys, rotCfg.Join = rwSecret, [][]byte{otherKey}, []string{r1.Addr()}
+	rotating := start(t, rotCfg)
+	waitFor(t, "the replica with a second gossip key to join", 30*time.Second, func() bool { return isMember(r1, rotating.ID()) })
 	alone := func() bool {
 		for _, o := range outsiders {
 			if isMember(r1, o.ID()) || isMember(o, r1.ID()) || len(o.Members()) != 1 {
