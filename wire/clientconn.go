@@ -16,7 +16,7 @@ type clientConn struct {
 	addr  string
 	conn  *Conn
 	hello HelloReply
-	kickc chan struct{} // capacity 1: frames are queued for the writer
+	kickc chan struct{} // capacity 1: the writer is to finish a write send began
 	donec chan struct{} // closed when the connection breaks
 
 	mu      sync.Mutex
@@ -129,7 +129,10 @@ func (cc *clientConn) readLoop() {
 	}
 }
 
-// writeLoop writes queued frames, as many at a time as are queued.
+// writeLoop finishes the writes that send could not complete without
+// waiting (the socket was full, or the connection has no socket to write
+// to directly, as with TLS): each kick hands it the writing (flushing is
+// set), and it writes until the queue is empty.
 func (cc *clientConn) writeLoop() {
 	defer cc.s.wg.Done()
 	for {
@@ -138,7 +141,7 @@ func (cc *clientConn) writeLoop() {
 		case <-cc.donec:
 			return
 		}
-		if err := cc.conn.w.flushIfIdle(); err != nil {
+		if err := cc.conn.w.flush(); err != nil {
 			cc.broke(err)
 			return
 		}
@@ -186,7 +189,7 @@ func (cc *clientConn) unregister(tag uint32, sk sink) bool {
 	return true
 }
 
-// send queues req for the writer. It fails if the frame is over the limit
+// send queues req and writes it, or leaves it to the write under way. It fails if the frame is over the limit
 // (TOO_BIG), if ctx ends while the queue is full, or if the connection is
 // broken (a connLost that was not sent).
 func (cc *clientConn) send(ctx context.Context, req *Request) error {
@@ -204,9 +207,21 @@ func (cc *clientConn) send(ctx context.Context, req *Request) error {
 		}
 		return err
 	}
-	select {
-	case cc.kickc <- struct{}{}:
-	default:
+	// Write in this goroutine, without waiting on the network, unless a
+	// write is under way (its writer carries this frame too): no
+	// goroutine hand-off per request while the connection keeps up.
+	left, err := cc.conn.w.tryFlush()
+	if left {
+		// Only the holder of the writing kicks, so the kick is never
+		// lost to a full channel.
+		select {
+		case cc.kickc <- struct{}{}:
+		case <-cc.donec:
+		}
+	}
+	if err != nil {
+		// The request is registered: broke fails it with the rest.
+		cc.broke(err)
 	}
 	return nil
 }

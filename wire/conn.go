@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -46,11 +48,28 @@ func NewConn(nc net.Conn, maxFrame int) *Conn {
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrame
 	}
-	return &Conn{
+	c := &Conn{
 		nc:       nc,
 		br:       bufio.NewReaderSize(nc, 32<<10),
 		maxFrame: maxFrame,
 		w:        writer{nc: nc, maxPending: DefaultMaxPending},
+	}
+	c.SetRawConn(nc)
+	return c
+}
+
+// SetRawConn lets TryFlush write to nc without waiting: nc must be the
+// very byte stream c writes to (the same socket, with no TLS or other
+// layer in between), typically the *net.TCPConn under a wrapper. NewConn
+// calls it with its own net.Conn; a connection that does not give access
+// to its socket (syscall.Conn) is left alone, and TryFlush then always
+// leaves the writing to a goroutine. Call it before the Conn is shared.
+func (c *Conn) SetRawConn(nc net.Conn) {
+	c.w.raw = nil
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.w.raw = newRawWriter(rc)
+		}
 	}
 }
 
@@ -155,6 +174,29 @@ func (c *Conn) Flush() error { return c.w.flushIfIdle() }
 // when it is 0, the next read would wait for the network.
 func (c *Conn) Buffered() int { return c.br.Buffered() }
 
+// QueueResponseNoWait queues resp as one frame without writing it and
+// without waiting for room: the queue may go over DefaultMaxPending. It is
+// for a goroutine that must not block (a replica's loop answering a write);
+// what it queues must be bounded by other means (requests in flight).
+func (c *Conn) QueueResponseNoWait(resp *Response) error {
+	return c.w.queueNoWait(func(b []byte) ([]byte, error) { return AppendResponse(b, resp, c.maxFrame) })
+}
+
+// TryFlush writes what is queued as far as the network takes it without
+// waiting, in the calling goroutine, unless another goroutine is writing
+// (which then carries it). What the network does not take at once is left
+// to a new goroutine that writes it as Flush would. It never blocks on
+// the network, so a goroutine that must not block can answer with
+// QueueResponseNoWait and TryFlush, without a goroutine hand-off per frame
+// when the connection keeps up.
+func (c *Conn) TryFlush() error {
+	left, err := c.w.tryFlush()
+	if left {
+		go c.w.flush()
+	}
+	return err
+}
+
 // FrameBuffered reports whether a whole frame has been received and not
 // yet read, so that the next read will not wait for the network. A server
 // answering from its reading goroutine flushes its queued answers when it
@@ -197,6 +239,7 @@ func (c *Conn) enqueue(ctx context.Context, enc func([]byte) ([]byte, error)) er
 // writer is a Conn's write queue.
 type writer struct {
 	nc         net.Conn
+	raw        *rawWriter // nc's socket, for tryFlush; nil if unknown
 	maxPending int
 	timeout    time.Duration
 
@@ -237,6 +280,119 @@ func (w *writer) queue(ctx context.Context, claim bool, enc func([]byte) ([]byte
 	}
 	w.flushing = true
 	return true, nil
+}
+
+// queueNoWait appends a frame with enc, whatever the queue holds.
+func (w *writer) queueNoWait(enc func([]byte) ([]byte, error)) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	var err error
+	w.buf, err = enc(w.buf)
+	return err
+}
+
+// tryFlush writes the queue without waiting on the network, unless another
+// goroutine is writing. It reports left when part of the queue could not
+// be written at once: the caller then holds the writing (flushing is set)
+// and must call flush, from a goroutine that may block, to finish it.
+func (w *writer) tryFlush() (left bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.flushing || len(w.buf) == 0 || w.err != nil {
+		return false, w.err
+	}
+	w.flushing = true
+	if w.raw == nil {
+		return true, nil
+	}
+	for len(w.buf) > 0 && w.err == nil {
+		out := w.buf
+		w.buf = w.spare[:0]
+		w.spare = nil
+		w.mu.Unlock()
+		n, err := w.raw.writeNoWait(out)
+		w.mu.Lock()
+		if err != nil {
+			if w.err == nil {
+				w.err = err
+			}
+			w.nc.Close() // as a failed blocking write leaves it: useless
+			break
+		}
+		if n < len(out) {
+			// The socket is full: the rest, then what was queued
+			// meanwhile, is for a blocking flush.
+			rest := make([]byte, 0, len(out)-n+len(w.buf))
+			rest = append(append(rest, out[n:]...), w.buf...)
+			w.buf = rest
+			return true, nil
+		}
+		if cap(out) <= keepBuf {
+			w.spare = out[:0]
+		}
+		w.wakeLocked()
+	}
+	w.flushing = false
+	w.wakeLocked()
+	return false, w.err
+}
+
+// rawWriter writes to a socket without waiting for it to drain. It is
+// used only by the goroutine holding the writing, and built once per Conn
+// so that a write allocates nothing.
+type rawWriter struct {
+	rc  syscall.RawConn
+	fn  func(fd uintptr) bool
+	b   []byte
+	n   int
+	err error
+}
+
+func newRawWriter(rc syscall.RawConn) *rawWriter {
+	rw := &rawWriter{rc: rc}
+	rw.fn = rw.write
+	return rw
+}
+
+func (rw *rawWriter) write(fd uintptr) bool {
+	for rw.n < len(rw.b) {
+		m, err := syscall.Write(int(fd), rw.b[rw.n:])
+		if m > 0 {
+			rw.n += m
+		}
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return true
+		case err != nil:
+			rw.err = err
+			return true
+		case m <= 0:
+			rw.err = errors.New("wire: write returned no progress")
+			return true
+		}
+	}
+	return true
+}
+
+// writeNoWait writes b as far as the socket takes it now: n < len(b) with
+// a nil error means the socket is full.
+func (rw *rawWriter) writeNoWait(b []byte) (int, error) {
+	rw.b, rw.n, rw.err = b, 0, nil
+	err := rw.rc.Write(rw.fn)
+	n, werr := rw.n, rw.err
+	rw.b, rw.err = nil, nil
+	if err != nil {
+		return n, err
+	}
+	if werr != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Err: werr}
+	}
+	return n, nil
 }
 
 // flushIfIdle writes everything queued unless another goroutine is writing.
