@@ -185,8 +185,8 @@ func TestE2ESecurityDocCommands(t *testing.T) {
 		t.Errorf("a client without a certificate: %v", r)
 	}
 	// A replica with the certificates but another secret cannot join.
-	startSecServer(t, []string{"DOOZERFS_SECRET=another"}, append([]string{"--name", "intruder", "--join", s1.addr}, tlsArgs...)...)
-	time.Sleep(2 * time.Second) // the window in which it would join (fast gossip)
+	intruder := startSecServer(t, []string{"DOOZERFS_SECRET=another"}, append([]string{"--name", "intruder", "--join", s1.addr}, tlsArgs...)...)
+	waitJoinRefused(t, intruder)
 	if m := cli("", "members", "--secret", secret); m.code != 0 || strings.Contains(m.stdout, "intruder") {
 		t.Errorf("a replica with another secret joined: %v", m)
 	}
@@ -206,6 +206,7 @@ func TestE2ESecurityFlagUsage(t *testing.T) {
 		{"--gossip-key", "secret"}, // no --secret to derive it from
 		{"--gossip-key", "secret,secret", "--secret", "s"},
 		{"--http", "127.0.0.1:0", "--http-max-conns", "0"},
+		{"--http-max-conns", "10"}, // without --http
 		{"--tls-ca", "ca.crt"},
 		{"--tls-peer-name", "x"},
 		{"--tls-cert", "only.crt"},
@@ -322,18 +323,32 @@ func TestE2EGossipKeyRotation(t *testing.T) {
 	// The old key alone (derived from the same secret) no longer gets in:
 	// its join is refused; the members stay three.
 	old := startSecServer(t, env, append([]string{"--name", "old", "--join", reps[0].addr}, common...)...)
-	deadline := time.Now().Add(30 * time.Second)
-	for strings.Count(old.out.String(), "cannot reach any member yet") < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("a replica with the old key reached the cluster:\n%s", old.out.String())
-		}
-		time.Sleep(50 * time.Millisecond) // polling its log, bounded by deadline
-	}
+	waitJoinRefused(t, old)
 	allAlive("with a replica holding the old key")
 	for _, r := range reps {
 		if m := cli([]string{r.addr}, "", "members"); m.code != 0 || strings.Contains(m.stdout, "old") {
 			t.Errorf("a replica with the old key joined: %v", m)
 		}
+	}
+}
+
+// waitJoinRefused waits until s, started with --join, has logged twice
+// that it reached no member (its join loop's retries), and fails the test
+// if it logs that it joined.
+func waitJoinRefused(t *testing.T, s *secServer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s.out.String(), "cannot reach any member yet") < 2 {
+		if strings.Contains(s.out.String(), "joined gossip") {
+			t.Fatalf("%s joined:\n%s", s.addr, s.out.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not report its join refused:\n%s", s.addr, s.out.String())
+		}
+		time.Sleep(50 * time.Millisecond) // polling its log, bounded by deadline
+	}
+	if strings.Contains(s.out.String(), "joined gossip") {
+		t.Fatalf("%s joined:\n%s", s.addr, s.out.String())
 	}
 }
 

@@ -142,6 +142,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if *httpMaxConns < 1 {
 		return usagef("--http-max-conns %d: want 1 or more", *httpMaxConns)
 	}
+	if *httpAddr == "" && flagSet(f, "http-max-conns") {
+		return usagef("--http-max-conns needs --http")
+	}
 	log, err := newServeLogger(e, *level, *logFormat)
 	if err != nil {
 		return err
@@ -226,6 +229,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	return r.Close()
+}
+
+// flagSet reports whether the flag name was given.
+func flagSet(f *flag.FlagSet, name string) (set bool) {
+	f.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 // parseGossipKeys parses --gossip-key: keys separated by commas, each
