@@ -19,14 +19,31 @@ func (r *Replica) loop() {
 	tick := time.NewTicker(r.cfg.Tick)
 	defer tick.Stop()
 	r.leases.init(r.tree, time.Now())
+	r.looping = true
+	go r.syncer()
+	defer close(r.syncReq)
 	for {
+		// A snapshot's compaction and a received snapshot wait for the
+		// sync under way: they change the log the outstanding Ready
+		// refers to.
+		snapDone, installc := r.snapDone, r.installc
+		if r.syncing {
+			snapDone, installc = nil, nil
+		}
 		select {
 		case <-r.stopc:
+			r.waitSync()
 			r.failAll()
 			return
+		case err := <-r.syncDone:
+			if err = r.synced(err); err != nil {
+				r.stopOnStorageError(err)
+				return
+			}
 		case now := <-tick.C:
 			r.node.Tick()
 			r.expireHeld(now)
+			r.expireWaiters(now)
 			r.leases.tick(r, now)
 			if now.Sub(r.policyAt) >= policyEvery {
 				r.policyAt = now
@@ -54,7 +71,7 @@ func (r *Replica) loop() {
 			} else {
 				r.reads[r.readSeq] = q
 			}
-		case s := <-r.snapDone:
+		case s := <-snapDone:
 			r.finishSnapshot(s)
 		case m := <-r.stepc:
 			r.step(m)
@@ -67,18 +84,106 @@ func (r *Replica) loop() {
 					break steps
 				}
 			}
-		case p := <-r.installc:
+		case p := <-installc:
 			r.offer(p)
 		case rep := <-r.snapReportc:
 			r.node.ReportSnapshot(rep.to, rep.ok)
 		}
-		if err := r.process(); err != nil {
-			r.log.Error("replica stopping on a storage error", "err", err)
-			r.fatal.Store(&err)
-			r.closed.Store(true)
-			r.failAll()
+		err := r.process()
+		r.flushAnswers()
+		if err != nil {
+			r.stopOnStorageError(err)
 			return
 		}
+	}
+}
+
+func (r *Replica) stopOnStorageError(err error) {
+	r.log.Error("replica stopping on a storage error", "err", err)
+	r.fatal.Store(&err)
+	r.closed.Store(true)
+	r.waitSync()
+	r.failAll()
+}
+
+// syncer makes the WAL durable for the loop (group commit): while it
+// waits in fdatasync, the loop goes on stepping messages, taking proposals
+// into the next batch and applying what is chosen.
+func (r *Replica) syncer() {
+	for range r.syncReq {
+		r.syncDone <- r.dd.WAL.Sync()
+	}
+}
+
+// waitSync waits for the sync under way, if any, when the loop stops.
+func (r *Replica) waitSync() {
+	if r.syncing {
+		<-r.syncDone
+		r.syncing = false
+		r.syncRd = consensus.Ready{}
+	}
+}
+
+// synced finishes the Ready whose write the syncer made durable: the
+// messages that needed it leave, and consensus counts the write.
+func (r *Replica) synced(err error) error {
+	rd := r.syncRd
+	r.syncing, r.syncRd = false, consensus.Ready{}
+	if err != nil {
+		return err
+	}
+	r.peers.send(rd.Messages, true)
+	r.startSnapshots(&rd)
+	r.node.Advance(rd)
+	return nil
+}
+
+// finish answers p, once: on its channel, or on its client connection,
+// which flushAnswers then writes.
+func (r *Replica) finish(p *proposal, res propResult) {
+	cc := p.cc
+	if cc == nil {
+		p.res <- res
+		return
+	}
+	cc.answer(p, res)
+	if !cc.flushMark {
+		cc.flushMark = true
+		r.flushq = append(r.flushq, cc)
+	}
+}
+
+// flushAnswers writes the answers finish queued on client connections, as
+// far as each connection takes them without waiting: one write per
+// connection for all its answers of a batch, and no goroutine hand-off.
+func (r *Replica) flushAnswers() {
+	for i, cc := range r.flushq {
+		cc.flushMark = false
+		cc.c.TryFlush()
+		r.flushq[i] = nil
+	}
+	r.flushq = r.flushq[:0]
+}
+
+// expireWaiters answers TIMEOUT to the proposals whose deadline passed
+// (their outcome is unknown: they may still be chosen) and forgets them.
+// timeq is in the order proposed, so that deadlines come about in order;
+// entries already answered are dropped as they reach its front.
+func (r *Replica) expireWaiters(now time.Time) {
+	n := 0
+	for _, t := range r.timeq {
+		if r.waiters[t.id] == t.p {
+			if now.Before(t.p.deadline) {
+				break
+			}
+			delete(r.waiters, t.id)
+			r.finish(t.p, propResult{err: &fs.Error{Kind: fs.KindTimeout, Detail: "no answer in time: the write's outcome is unknown"}})
+		}
+		n++
+	}
+	if n > 0 {
+		clear(r.timeq[:n])
+		r.timeq = r.timeq[n:]
 	}
 }
 
@@ -96,8 +201,8 @@ func (r *Replica) submit(p *proposal) {
 			p.until = r.noLeaderSince.Add(r.cfg.NoLeaderGrace)
 		}
 		if now.After(p.until) {
-			p.res <- propResult{err: &fs.Error{Kind: fs.KindReadOnly,
-				Detail: "no leader is known (no quorum); nothing was proposed"}}
+			r.finish(p, propResult{err: &fs.Error{Kind: fs.KindReadOnly,
+				Detail: "no leader is known (no quorum); nothing was proposed"}})
 			return
 		}
 		r.held = append(r.held, p)
@@ -105,10 +210,13 @@ func (r *Replica) submit(p *proposal) {
 	}
 	id, err := r.node.Propose(p.data)
 	if err != nil {
-		p.res <- propResult{err: proposeErr(err)}
+		r.finish(p, propResult{err: proposeErr(err)})
 		return
 	}
 	r.waiters[id] = p
+	if !p.deadline.IsZero() {
+		r.timeq = append(r.timeq, timedProposal{id: id, p: p})
+	}
 }
 
 // proposeErr maps a refusal of consensus.Propose to the client's error;
@@ -130,8 +238,12 @@ func (r *Replica) expireHeld(now time.Time) {
 	keep := r.held[:0]
 	for _, p := range r.held {
 		if now.After(p.until) {
-			p.res <- propResult{err: &fs.Error{Kind: fs.KindReadOnly,
-				Detail: "no leader is known (no quorum); nothing was proposed"}}
+			r.finish(p, propResult{err: &fs.Error{Kind: fs.KindReadOnly,
+				Detail: "no leader is known (no quorum); nothing was proposed"}})
+			continue
+		}
+		if !p.deadline.IsZero() && now.After(p.deadline) {
+			r.finish(p, propResult{err: &fs.Error{Kind: fs.KindTimeout, Detail: "no answer in time: the write was not proposed"}})
 			continue
 		}
 		keep = append(keep, p)
@@ -143,22 +255,27 @@ func (r *Replica) expireHeld(now time.Time) {
 // failAll answers every waiting proposal and read when the loop stops.
 func (r *Replica) failAll() {
 	for id, p := range r.waiters {
-		p.res <- propResult{err: &fs.Error{Kind: fs.KindTimeout, Detail: "the replica stopped; the write's outcome is unknown"}}
+		r.finish(p, propResult{err: &fs.Error{Kind: fs.KindTimeout, Detail: "the replica stopped; the write's outcome is unknown"}})
 		delete(r.waiters, id)
 	}
 	for _, p := range r.held {
-		p.res <- propResult{err: errStopped}
+		r.finish(p, propResult{err: errStopped})
 	}
 	r.held = nil
+	clear(r.timeq)
+	r.timeq = nil
 	for s, q := range r.reads {
 		q.slot <- 0
 		delete(r.reads, s)
 	}
+	r.flushAnswers()
 }
 
-// process carries out every Ready the node has.
+// process carries out every Ready the node has. In the loop, a Ready that
+// must be synced is handed to the syncer after its write (its chosen
+// entries are applied meanwhile), and the next Ready waits for synced.
 func (r *Replica) process() error {
-	for r.node.HasReady() {
+	for !r.syncing && r.node.HasReady() {
 		rd := r.node.Ready()
 		if rd.Snapshot != nil {
 			if err := r.install(rd.Snapshot); err != nil {
@@ -171,31 +288,23 @@ func (r *Replica) process() error {
 		// leader's (docs/consensus.md §5.4); the acceptor's answers
 		// (Promise, Accepted, Prepare) only once it is durable.
 		r.peers.send(rd.Messages, false)
-		if err := r.persist(&rd); err != nil {
+		async := r.looping && rd.Snapshot == nil
+		handed, err := r.persist(&rd, async)
+		if err != nil {
 			return err
 		}
+		if handed {
+			// What rd.Committed holds is chosen, i.e. durable on a
+			// majority, whatever this write's fate: it is applied and
+			// answered while the syncer waits for the disk.
+			r.syncing, r.syncRd = true, rd
+			r.syncReq <- struct{}{}
+			r.applyReady(&rd)
+			break
+		}
 		r.peers.send(rd.Messages, true)
-		for _, st := range rd.SendSnapshots {
-			r.bg.Add(1)
-			go r.sendSnapshot(st.To)
-		}
-		r.apply(rd.Committed)
-		for _, rs := range rd.ReadStates {
-			seq, n := binary.Uvarint(rs.Context)
-			if q := r.reads[seq]; n > 0 && q != nil {
-				delete(r.reads, seq)
-				q.slot <- max(rs.Slot, 1)
-			}
-		}
-		// Consensus gave these up because this replica left the cluster;
-		// a leader may still have them in its pipeline and choose them.
-		for _, id := range rd.Failed {
-			if p := r.waiters[id]; p != nil {
-				delete(r.waiters, id)
-				p.res <- propResult{err: &fs.Error{Kind: fs.KindTimeout,
-					Detail: "this replica left the cluster with the write in flight; its outcome is unknown"}}
-			}
-		}
+		r.startSnapshots(&rd)
+		r.applyReady(&rd)
 		r.node.Advance(rd)
 	}
 	st := r.node.Status()
@@ -214,22 +323,57 @@ func (r *Replica) process() error {
 		for _, p := range held {
 			r.submit(p)
 		}
-		if r.node.HasReady() {
+		if !r.syncing && r.node.HasReady() {
 			return r.process()
 		}
 	}
-	r.maybeSnapshot()
+	if !r.syncing {
+		r.maybeSnapshot()
+	}
 	return nil
 }
 
-// persist writes what rd asks to persist, and syncs when it must.
-func (r *Replica) persist(rd *consensus.Ready) error {
+// startSnapshots starts the snapshot transfers rd asks for.
+func (r *Replica) startSnapshots(rd *consensus.Ready) {
+	for _, st := range rd.SendSnapshots {
+		r.bg.Add(1)
+		go r.sendSnapshot(st.To)
+	}
+}
+
+// applyReady applies rd's chosen entries, answers its read states and
+// failed proposals, and writes the answers.
+func (r *Replica) applyReady(rd *consensus.Ready) {
+	r.apply(rd.Committed)
+	for _, rs := range rd.ReadStates {
+		seq, n := binary.Uvarint(rs.Context)
+		if q := r.reads[seq]; n > 0 && q != nil {
+			delete(r.reads, seq)
+			q.slot <- max(rs.Slot, 1)
+		}
+	}
+	// Consensus gave these up because this replica left the cluster;
+	// a leader may still have them in its pipeline and choose them.
+	for _, id := range rd.Failed {
+		if p := r.waiters[id]; p != nil {
+			delete(r.waiters, id)
+			r.finish(p, propResult{err: &fs.Error{Kind: fs.KindTimeout,
+				Detail: "this replica left the cluster with the write in flight; its outcome is unknown"}})
+		}
+	}
+	// The answers go out now, not after the next Ready's fsync.
+	r.flushAnswers()
+}
+
+// persist writes what rd asks to persist, and syncs when it must; with
+// async, it leaves the sync to the caller and reports so (handed).
+func (r *Replica) persist(rd *consensus.Ready, async bool) (handed bool, err error) {
 	n := len(rd.Entries)
 	if rd.HardState != nil {
 		n++
 	}
 	if n == 0 {
-		return nil
+		return false, nil
 	}
 	recs := make([]wal.Record, 0, n)
 	for i := range rd.Entries {
@@ -240,7 +384,7 @@ func (r *Replica) persist(rd *consensus.Ready) error {
 	}
 	first := r.dd.WAL.NextIndex()
 	if err := r.dd.WAL.Append(recs...); err != nil {
-		return err
+		return false, err
 	}
 	for i, e := range rd.Entries {
 		r.entryIndex[e.Slot] = first + uint64(i)
@@ -250,9 +394,12 @@ func (r *Replica) persist(rd *consensus.Ready) error {
 		r.hsIndex = first + uint64(n-1)
 	}
 	if rd.MustSync {
-		return r.dd.WAL.Sync()
+		if async {
+			return true, nil
+		}
+		return false, r.dd.WAL.Sync()
 	}
-	return nil
+	return false, nil
 }
 
 // apply applies chosen entries to the tree in slot order and answers the
@@ -290,7 +437,7 @@ func (r *Replica) applyValue(v consensus.Value, now time.Time) {
 	}
 	if r.dedup.seen(v.ID) {
 		if p != nil { // a late first delivery that the window had forgotten
-			p.res <- propResult{err: &fs.Error{Kind: fs.KindTimeout, Detail: "the proposal arrived after the de-duplication window; its outcome is unknown"}}
+			r.finish(p, propResult{err: &fs.Error{Kind: fs.KindTimeout, Detail: "the proposal arrived after the de-duplication window; its outcome is unknown"}})
 		}
 		return
 	}
@@ -300,7 +447,7 @@ func (r *Replica) applyValue(v consensus.Value, now time.Time) {
 		// Every replica skips the same undecodable value.
 		r.log.Error("skipping a chosen value that does not decode", "id", v.ID, "err", err)
 		if p != nil {
-			p.res <- propResult{err: &fs.Error{Kind: fs.KindBadRequest, Detail: err.Error()}}
+			r.finish(p, propResult{err: &fs.Error{Kind: fs.KindBadRequest, Detail: err.Error()}})
 		}
 		return
 	}
@@ -310,7 +457,7 @@ func (r *Replica) applyValue(v consensus.Value, now time.Time) {
 	r.leases.applied(r.tree, &m, res, err, now)
 	if p != nil {
 		r.metrics.committed(p)
-		p.res <- propResult{res: res, err: err}
+		r.finish(p, propResult{res: res, err: err})
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/doozerfs/doozerfs/fs"
 	"github.com/doozerfs/doozerfs/replica/gossip"
 	"github.com/doozerfs/doozerfs/replica/wal"
+	"github.com/doozerfs/doozerfs/wire"
 )
 
 // Replica is one running member of a doozerfs cluster: its applied tree,
@@ -61,7 +62,14 @@ type Replica struct {
 	// Owned by the loop goroutine.
 	node          *consensus.Node
 	waiters       map[consensus.ProposalID]*proposal
-	held          []*proposal // waiting for a leader to be known
+	timeq         []timedProposal // waiters with a deadline, in the order proposed
+	looping       bool            // the loop runs: Readies may be synced by the syncer
+	syncing       bool            // syncRd's write is being synced; no Ready before synced
+	syncRd        consensus.Ready
+	syncReq       chan struct{} // to the syncer: sync the WAL
+	syncDone      chan error    // from the syncer: the sync's outcome
+	flushq        []*clientConn // connections with answers queued by the loop, to flush
+	held          []*proposal   // waiting for a leader to be known
 	reads         map[uint64]*readReq
 	readSeq       uint64
 	dedup         dedup
@@ -90,13 +98,32 @@ type Replica struct {
 	ctlRes        chan propResult
 }
 
-// proposal is one mutation on its way through consensus.
+// proposal is one mutation on its way through consensus. The loop answers
+// it once (finish): on res, or, for a client connection's write, on the
+// connection itself (cc).
 type proposal struct {
 	m     *fs.Mutation
 	data  []byte
 	until time.Time // held proposals give up at this time
 	start time.Time // when a client's write was proposed (commit latency metric)
-	res   chan propResult
+	// deadline: past it the loop answers TIMEOUT (the outcome is unknown)
+	// and forgets the proposal; zero for none. The loop checks it on its
+	// tick, so that a write needs no timer of its own.
+	deadline time.Time
+	res      chan propResult
+
+	// A client connection's write (server.go), answered on cc.
+	cc       *clientConn
+	tag      uint32
+	verb     wire.Verb
+	size     int         // requestSize, counted in cc.bytes while in flight
+	answered atomic.Bool // set by whoever answers first: the loop, CANCEL
+}
+
+// timedProposal is an entry of the loop's deadline queue.
+type timedProposal struct {
+	id consensus.ProposalID
+	p  *proposal
 }
 
 type propResult struct {
@@ -198,6 +225,8 @@ func open(cfg Config) (*Replica, error) {
 		waiters:     make(map[consensus.ProposalID]*proposal),
 		reads:       make(map[uint64]*readReq),
 		snapDone:    make(chan snapResult, 1),
+		syncReq:     make(chan struct{}, 1),
+		syncDone:    make(chan error, 1),
 		entryIndex:  make(map[uint64]uint64),
 		stepc:       make(chan consensus.Message, 4096),
 		installc:    make(chan *pendingInstall),
@@ -439,16 +468,12 @@ func (r *Replica) proposeAs(ctx context.Context, m *fs.Mutation, system bool) (f
 	if err != nil {
 		return fs.Result{}, &fs.Error{Kind: fs.KindBadRequest, Detail: err.Error()}
 	}
-	p := &proposal{m: m, data: data, res: make(chan propResult, 1), start: time.Now()}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
-	defer cancel()
-	select {
-	case r.propc <- p:
-	case <-r.donec:
-		return fs.Result{}, errStopped
-	case <-ctx.Done():
-		return fs.Result{}, ctxErr(ctx, "the write was not proposed")
+	now := time.Now()
+	p := &proposal{m: m, data: data, res: make(chan propResult, 1), start: now, deadline: now.Add(r.cfg.WriteTimeout)}
+	if err := r.enqueue(ctx, p); err != nil {
+		return fs.Result{}, err
 	}
+	// The loop answers TIMEOUT at p.deadline: no timer here.
 	select {
 	case res := <-p.res:
 		return res.res, res.err
@@ -456,6 +481,28 @@ func (r *Replica) proposeAs(ctx context.Context, m *fs.Mutation, system bool) (f
 		return fs.Result{}, &fs.Error{Kind: fs.KindTimeout, Detail: "the replica stopped; the write's outcome is unknown"}
 	case <-ctx.Done():
 		return fs.Result{}, ctxErr(ctx, "the write's outcome is unknown")
+	}
+}
+
+// enqueue hands p to the loop. Only when the loop's queue is full does it
+// wait, up to p.deadline, ctx or the replica's end.
+func (r *Replica) enqueue(ctx context.Context, p *proposal) error {
+	select {
+	case r.propc <- p:
+		return nil
+	default:
+	}
+	t := time.NewTimer(time.Until(p.deadline))
+	defer t.Stop()
+	select {
+	case r.propc <- p:
+		return nil
+	case <-r.donec:
+		return errStopped
+	case <-ctx.Done():
+		return ctxErr(ctx, "the write was not proposed")
+	case <-t.C:
+		return &fs.Error{Kind: fs.KindTimeout, Detail: "no answer in time: the write was not proposed"}
 	}
 }
 

@@ -122,6 +122,11 @@ func (s *server) handle(raw net.Conn) {
 	nc = &sendGuard{Conn: nc, raw: raw}
 	c := wire.NewConn(nc, s.r.cfg.maxFrame())
 	c.SetWriteTimeout(s.r.cfg.SendTimeout)
+	if nc.(*sendGuard).Conn == raw {
+		// No TLS: the loop may write answers straight to the socket
+		// (TryFlush); a failed write closes it, as sendGuard would.
+		c.SetRawConn(raw)
+	}
 	hello, access, err := wire.Accept(c, &s.policy)
 	if err != nil {
 		return
@@ -214,21 +219,34 @@ type clientConn struct {
 	access wire.Access
 
 	mu       sync.Mutex
-	inflight map[uint32]context.CancelFunc
+	inflight map[uint32]inflight
 	watches  int
 	bytes    int        // requestSize of the requests in flight
 	room     *sync.Cond // on mu: signalled when a request ends
+	ended    bool       // the connection's last frame is written: answer nothing more
+
+	flushMark bool // owned by the replica's loop: cc is in its flushq
+}
+
+// inflight is a request in flight on a connection: one that runs in a
+// goroutine of its own (stop ends it), or a write the loop answers (p).
+type inflight struct {
+	stop context.CancelFunc
+	p    *proposal
 }
 
 // serveClient reads requests until the connection ends; each request runs
 // in its own goroutine, so many are in flight at once.
 func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 	ctx, cancel := context.WithCancel(context.Background())
-	cc := &clientConn{s: s, c: c, access: access, inflight: make(map[uint32]context.CancelFunc)}
+	cc := &clientConn{s: s, c: c, access: access, inflight: make(map[uint32]inflight)}
 	cc.room = sync.NewCond(&cc.mu)
 	var reqs sync.WaitGroup
 	defer func() {
 		cancel()
+		cc.mu.Lock()
+		cc.ended = true
+		cc.mu.Unlock()
 		c.Close()
 		reqs.Wait()
 	}()
@@ -244,6 +262,11 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		case <-done:
 		case <-time.After(lastWordWait):
 		}
+		// The writes the loop answers are answered no more: this is the
+		// last frame.
+		cc.mu.Lock()
+		cc.ended = true
+		cc.mu.Unlock()
 		c.WriteResponse(resp)
 	}
 	for {
@@ -280,11 +303,18 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		}
 		if req.Verb == wire.VerbCancel {
 			cc.mu.Lock()
-			if stop := cc.inflight[req.Other]; stop != nil {
-				stop()
-			}
+			f := cc.inflight[req.Other]
 			cc.mu.Unlock()
-			c.WriteResponse(&wire.Response{Tag: req.Tag})
+			switch {
+			case f.stop != nil:
+				f.stop()
+			case f.p != nil:
+				// The write still happens (it is proposed); its
+				// final response is the cancellation's error, as a
+				// write running in a goroutine answers.
+				cc.answer(f.p, propResult{err: context.Canceled})
+			}
+			c.QueueResponse(&wire.Response{Tag: req.Tag})
 			continue
 		}
 		if err := cc.admit(req); err != nil {
@@ -296,13 +326,13 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 			s.r.metrics.request(req.Verb, err)
 			continue
 		}
-		if cc.inline(req) {
+		if cc.inline(req) || cc.proposeWrite(ctx, req) {
 			continue
 		}
 		rctx, rcancel := context.WithCancel(ctx)
 		size := requestSize(req)
 		cc.mu.Lock()
-		cc.inflight[req.Tag] = rcancel
+		cc.inflight[req.Tag] = inflight{stop: rcancel}
 		cc.bytes += size
 		cc.mu.Unlock()
 		reqs.Add(1)
@@ -416,6 +446,90 @@ func (cc *clientConn) inline(req *wire.Request) bool {
 	cc.c.QueueResponse(resp) // written by the flush before the next read that would wait
 	r.metrics.request(req.Verb, resp.Error())
 	return true
+}
+
+// proposeWrite proposes a SET, DEL, MKDIR or TXN from the reading
+// goroutine and leaves the answer to the replica's loop, which writes it
+// on the connection when the write is applied here (finish, answer): no
+// goroutine, context or timer per write. The loop answers TIMEOUT at the
+// write timeout; CANCEL and the connection's end stop the waiting, not the
+// write.
+func (cc *clientConn) proposeWrite(ctx context.Context, req *wire.Request) bool {
+	r := cc.s.r
+	var ops []fs.Op
+	switch req.Verb {
+	case wire.VerbSet:
+		ops = []fs.Op{{Kind: fs.OpSet, Path: req.Path, Rev: req.Rev, Body: req.Body, Lease: req.Lease}}
+	case wire.VerbDel:
+		ops = []fs.Op{{Kind: fs.OpDel, Path: req.Path, Rev: req.Rev}}
+	case wire.VerbMkdir:
+		ops = []fs.Op{{Kind: fs.OpMkdir, Path: req.Path, Rev: req.Rev}}
+	case wire.VerbTxn:
+		ops = req.Ops
+	default:
+		return false
+	}
+	refuse := func(err error) bool {
+		cc.c.QueueResponse(wire.ErrorResponse(req.Tag, err))
+		r.metrics.request(req.Verb, err)
+		return true
+	}
+	if err := checkWritePaths(req); err != nil {
+		return refuse(err)
+	}
+	if err := r.checkOps(ops); err != nil {
+		return refuse(err)
+	}
+	if r.closed.Load() {
+		return refuse(errStopped)
+	}
+	now := time.Now()
+	m := fs.Mutation{Kind: fs.MutTxn, Ops: ops, Time: now.UnixNano()}
+	data, err := m.MarshalBinary()
+	if err != nil {
+		return refuse(&fs.Error{Kind: fs.KindBadRequest, Detail: err.Error()})
+	}
+	p := &proposal{data: data, start: now, deadline: now.Add(r.cfg.WriteTimeout),
+		cc: cc, tag: req.Tag, verb: req.Verb, size: requestSize(req)}
+	cc.mu.Lock()
+	cc.inflight[req.Tag] = inflight{p: p}
+	cc.bytes += p.size
+	cc.mu.Unlock()
+	if err := r.enqueue(ctx, p); err != nil {
+		cc.answer(p, propResult{err: err})
+	}
+	return true
+}
+
+// answer queues the response to a write proposed by proposeWrite, once,
+// and ends the request. The loop calls it (through finish, which then
+// flushes), and so do CANCEL and a failed enqueue in the reading goroutine
+// (whose flush before its next read writes it). It never waits.
+func (cc *clientConn) answer(p *proposal, res propResult) {
+	if !p.answered.CompareAndSwap(false, true) {
+		return
+	}
+	r := cc.s.r
+	var resp *wire.Response
+	if res.err != nil {
+		resp = wire.ErrorResponse(p.tag, res.err)
+	} else {
+		resp = &wire.Response{Tag: p.tag, Rev: res.res.Rev}
+		if resp.Rev == 0 {
+			resp.Rev = r.tree.Rev()
+		}
+	}
+	cc.mu.Lock()
+	// Out of inflight before the answer can reach the client, which may
+	// then reuse the tag.
+	delete(cc.inflight, p.tag)
+	cc.bytes -= p.size
+	cc.room.Broadcast()
+	if !cc.ended {
+		cc.c.QueueResponseNoWait(resp)
+	}
+	cc.mu.Unlock()
+	r.metrics.request(p.verb, resp.Error())
 }
 
 // readBarrier waits for min-rev and, for a consistent read, the read index.
