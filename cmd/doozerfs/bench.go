@@ -174,7 +174,7 @@ var workloads = []*workload{
 	},
 	{
 		name: "scale-files",
-		def:  "FILES files of SIZE bytes written to one `doozerfs serve` child process; its resident memory (VmRSS, peak VmHWM) once they are in",
+		def:  "FILES files of SIZE bytes written (FILES-BATCH to a transaction, from CLIENTS clients) to one `doozerfs serve` child process; its resident memory (VmRSS, peak VmHWM) once they are in",
 		target: target{
 			etcd: "—",
 			goal: "RSS ≤ 1 GiB for 1,000,000 files", maxRSS: GiB,
@@ -712,7 +712,7 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.events, "events", 500, "watch-latency: number of events")
 	f.IntVar(&o.p.failovers, "failovers", 5, "failover: number of leader stops")
 	f.IntVar(&o.local, "local", 0, "start a cluster of this many replicas in this process, on loopback, and benchmark it (3 is TARGETS.md's set-up)")
-	f.IntVar(&o.p.clients, "clients", 64, "conc-write, local-read: concurrent clients")
+	f.IntVar(&o.p.clients, "clients", 64, "conc-write, local-read, scale-files: concurrent clients")
 	f.IntVar(&o.p.conns, "conns", 0, "conc-write, local-read: connections the clients share (0: one each)")
 	f.IntVar(&o.p.size, "size", 256, "value size in bytes")
 	f.StringVar(&o.p.prefix, "prefix", "/bench", "directory the workloads write under")
@@ -721,7 +721,7 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.inotifyEvents, "inotify-events", 300, "inotify-latency: number of events")
 	f.BoolVar(&o.scale, "scale", false, "run the scale measurements too (scale-files, restart, catch-up, watches: doozerfs serve child processes, minutes at the default sizes)")
 	f.IntVar(&o.p.files, "files", 1000000, "scale-files, restart, catch-up: number of files")
-	f.IntVar(&o.p.filesBatch, "files-batch", 100, "scale-files: files written per transaction")
+	f.IntVar(&o.p.filesBatch, "files-batch", 1, "scale-files: files written per transaction (the replica's history keeps the last revisions, whatever their size: more files per transaction, more memory)")
 	f.IntVar(&o.p.watches, "watches", 10000, "watches: number of open WATCHes")
 	f.IntVar(&o.p.snapshotEvery, "snapshot-every", 0, "scale workloads: run serve with this --snapshot-every (0: serve's default)")
 	f.StringVar(&o.p.serveBin, "serve-bin", "", "scale workloads: the doozerfs binary to run serve with (default: this one)")
@@ -1122,6 +1122,16 @@ func medianOf(w *workload, rs []*benchResult) *benchResult {
 	m.HWM = medU(func(r *benchResult) uint64 { return r.HWM })
 	m.RSSBefore = medU(func(r *benchResult) uint64 { return r.RSSBefore })
 	m.Verdict = w.target.verdict(m)
+	switch {
+	case m.TmpfsP50 > 0:
+		m.Detail = tmpfsDetail(m, "")
+	case m.ModifyP50 > 0:
+		m.Detail = modifyDetail(m, len(mine)*m.Ops)
+	case w.scale && m.RSS > 0:
+		m.Detail = fmt.Sprintf("medians of %d runs: replica RSS %s, peak %s", len(mine), fmtBytes(m.RSS), fmtBytes(m.HWM))
+	case w.scale:
+		m.Detail = fmt.Sprintf("medians of %d runs: %s", len(mine), fmtSeconds(m.P50))
+	}
 	return m
 }
 

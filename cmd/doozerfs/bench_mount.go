@@ -243,13 +243,26 @@ func runMountRead(ctx context.Context, b *benchEnv) (*benchResult, error) {
 		return nil, fmt.Errorf("reading the tmpfs file %s: %s", tmp.Name(), t.FirstErr)
 	}
 	r.TmpfsP50, r.TmpfsP99, r.TmpfsMean = t.P50, t.P99, t.Mean
-	ratio := 0.0
-	if t.P50 > 0 {
-		ratio = float64(r.P50) / float64(t.P50)
-	}
-	r.Detail = fmt.Sprintf("| tmpfs (%s, same run): p50 %s  p99 %s  mean %s; mount p50 = %.1f× tmpfs",
-		filepath.Dir(tmp.Name()), fmtLatency(t.P50), fmtLatency(t.P99), fmtLatency(t.Mean), ratio)
+	r.Detail = tmpfsDetail(r, filepath.Dir(tmp.Name()))
 	return r, nil
+}
+
+// tmpfsDetail prints mount-read's tmpfs column.
+func tmpfsDetail(r *benchResult, dir string) string {
+	ratio := 0.0
+	if r.TmpfsP50 > 0 {
+		ratio = float64(r.P50) / float64(r.TmpfsP50)
+	}
+	if dir != "" {
+		dir += ", "
+	}
+	return fmt.Sprintf("| tmpfs (%ssame run): p50 %s  p99 %s  mean %s; mount p50 = %.1f× tmpfs",
+		dir, fmtLatency(r.TmpfsP50), fmtLatency(r.TmpfsP99), fmtLatency(r.TmpfsMean), ratio)
+}
+
+// modifyDetail prints inotify-latency's IN_MODIFY column.
+func modifyDetail(r *benchResult, n int) string {
+	return fmt.Sprintf("| IN_MODIFY (%d events): p50 %s  p99 %s", n, fmtLatency(r.ModifyP50), fmtLatency(r.ModifyP99))
 }
 
 // inotifyEvent is an event an inotify watcher read, and when.
@@ -398,6 +411,6 @@ func runInotifyLatency(ctx context.Context, b *benchEnv) (*benchResult, error) {
 	u0.since(r)
 	slices.Sort(modify)
 	r.ModifyP50, r.ModifyP99 = percentile(modify, 0.50), percentile(modify, 0.99)
-	r.Detail = fmt.Sprintf("| IN_MODIFY (%d of %d changes): p50 %s  p99 %s", len(modify), len(lat), fmtLatency(r.ModifyP50), fmtLatency(r.ModifyP99))
+	r.Detail = modifyDetail(r, len(modify))
 	return r, nil
 }

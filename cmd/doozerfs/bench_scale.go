@@ -369,9 +369,9 @@ func (b *benchEnv) startScale(ctx context.Context) (*scaleFixture, *wire.Client,
 }
 
 // loadFiles writes FILES files to the scale replica, FILES-BATCH to a
-// transaction, from 8 clients.
+// transaction, from CLIENTS clients.
 func (b *benchEnv) loadFiles(ctx context.Context, fx *scaleFixture) (*benchResult, error) {
-	const clients = 8
+	clients := b.p.clients
 	cs := make([]*wire.Client, 0, clients)
 	defer func() {
 		for _, c := range cs {
