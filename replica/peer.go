@@ -65,6 +65,8 @@ type peers struct {
 	addrs map[uint64]string
 	links map[uint64]*peerLink
 	wake  chan struct{} // closed and replaced when an address changes
+
+	toFlush []*wire.Conn // send's goroutine only: links written to by this send
 }
 
 func newPeers(r *Replica) *peers {
@@ -93,7 +95,11 @@ func (p *peers) addr(id uint64) (string, <-chan struct{}) {
 }
 
 // send encodes and queues the messages whose Type.NeedsPersist() is
-// persisted; it never blocks.
+// persisted, and writes them; it never blocks. On a link that is up (and
+// not TLS) it encodes them straight into the connection's queue and writes
+// them from this goroutine, as far as the socket takes them without
+// waiting: no goroutine hand-off per message. The rest go to the link's
+// goroutine.
 func (p *peers) send(msgs []consensus.Message, persisted bool) {
 	for i := range msgs {
 		m := &msgs[i]
@@ -103,16 +109,53 @@ func (p *peers) send(msgs []consensus.Message, persisted bool) {
 		if m.To == 0 || m.To == p.r.id || p.r.cfg.faults.blocked(p.r.id, m.To) {
 			continue
 		}
-		frame := appendPeerFrame(nil, peerMsg, func(b []byte) []byte { return encodeMessage(b, m) })
 		l := p.link(m.To)
 		if l == nil {
+			break
+		}
+		l.queue(m)
+	}
+	for i, wc := range p.toFlush {
+		wc.TryFlush()
+		p.toFlush[i] = nil
+	}
+	p.toFlush = p.toFlush[:0]
+}
+
+// peerPending bounds the bytes queued on a link's connection; past it
+// messages are dropped, which consensus tolerates (it retransmits).
+const peerPending = 64 << 20
+
+// queue queues m on the link (send's goroutine only).
+func (l *peerLink) queue(m *consensus.Message) {
+	l.mu.Lock()
+	wc := l.conn
+	l.mu.Unlock()
+	if wc != nil {
+		if wc.Pending() >= peerPending {
+			l.dropped++
 			return
 		}
-		select {
-		case l.q <- frame:
-		default:
-			l.dropped++
+		err := wc.AppendNoWait(func(b []byte) []byte {
+			return appendPeerFrame(b, peerMsg, func(b []byte) []byte { return encodeMessage(b, m) })
+		})
+		if err != nil {
+			l.dropped++ // the connection broke; the link's goroutine redials
+			return
 		}
+		for _, c := range l.p.toFlush {
+			if c == wc {
+				return
+			}
+		}
+		l.p.toFlush = append(l.p.toFlush, wc)
+		return
+	}
+	frame := appendPeerFrame(nil, peerMsg, func(b []byte) []byte { return encodeMessage(b, m) })
+	select {
+	case l.q <- frame:
+	default:
+		l.dropped++
 	}
 }
 
@@ -199,9 +242,12 @@ func (r *Replica) peerMaxFrame() int { return 2*r.cfg.maxFrame() + 1<<20 }
 type peerLink struct {
 	p       *peers
 	id      uint64
-	q       chan []byte
+	q       chan []byte // frames for the link's goroutine to write
 	stop    chan struct{}
 	dropped int // written only by the loop goroutine; for debugging
+
+	mu   sync.Mutex
+	conn *wire.Conn // the connection up, if send may write to it itself (no TLS); nil otherwise
 }
 
 func (l *peerLink) run() {
@@ -243,7 +289,9 @@ func (l *peerLink) run() {
 	}
 }
 
-// pump writes queued frames to nc until an error or the end of ctx.
+// pump writes queued frames to nc until an error or the end of ctx. Once
+// what was queued while the link was down is written, it lets send write
+// to the connection itself (conn), unless it is TLS.
 func (l *peerLink) pump(ctx context.Context, nc net.Conn) {
 	// Reading tells us when the peer closes the connection.
 	closed := make(chan struct{})
@@ -251,32 +299,56 @@ func (l *peerLink) pump(ctx context.Context, nc net.Conn) {
 		io.Copy(io.Discard, nc)
 		close(closed)
 	}()
-	bw := bufio.NewWriterSize(nc, 256<<10)
+	// A failed write (the timeout ran out, the peer is gone) closes nc,
+	// which ends the reader above and so this pump: the link redials.
+	wc := wire.NewConn(&sendGuard{Conn: nc, raw: nc}, l.p.r.peerMaxFrame())
+	wc.SetWriteTimeout(10 * time.Second)
+	wc.SetRawConn(nc) // finds no socket under TLS: then everything goes through q
+	defer func() {
+		l.mu.Lock()
+		if l.conn == wc {
+			l.conn = nil
+		}
+		l.mu.Unlock()
+		wc.Close()
+	}()
+	write := func(f []byte) error {
+		return wc.AppendNoWait(func(b []byte) []byte { return append(b, f...) })
+	}
+	// drain writes what q holds now.
+	drain := func() error {
+		for range 1024 {
+			select {
+			case f := <-l.q:
+				if err := write(f); err != nil {
+					return err
+				}
+			default:
+				return wc.Flush()
+			}
+		}
+		return wc.Flush()
+	}
+	if err := drain(); err != nil {
+		return
+	}
+	if wc.CanWriteNoWait() {
+		l.mu.Lock()
+		l.conn = wc
+		l.mu.Unlock()
+	}
 	for {
-		var f []byte
 		select {
-		case f = <-l.q:
+		case f := <-l.q:
+			if err := write(f); err != nil {
+				return
+			}
+			if err := drain(); err != nil {
+				return
+			}
 		case <-closed:
 			return
 		case <-ctx.Done():
-			return
-		}
-		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		if _, err := bw.Write(f); err != nil {
-			return
-		}
-	more:
-		for range 1024 {
-			select {
-			case f = <-l.q:
-				if _, err := bw.Write(f); err != nil {
-					return
-				}
-			default:
-				break more
-			}
-		}
-		if err := bw.Flush(); err != nil {
 			return
 		}
 	}

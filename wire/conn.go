@@ -182,6 +182,26 @@ func (c *Conn) QueueResponseNoWait(resp *Response) error {
 	return c.w.queueNoWait(func(b []byte) ([]byte, error) { return AppendResponse(b, resp, c.maxFrame) })
 }
 
+// AppendNoWait queues the bytes enc appends, which must be whole frames,
+// without writing them and without waiting for room (see
+// QueueResponseNoWait). It is for a protocol that frames its own payloads
+// (replica peer links) and wants them encoded straight into the queue.
+func (c *Conn) AppendNoWait(enc func(dst []byte) []byte) error {
+	return c.w.queueNoWait(func(b []byte) ([]byte, error) { return enc(b), nil })
+}
+
+// Pending returns how many bytes are queued and not yet handed to the
+// network.
+func (c *Conn) Pending() int {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return len(c.w.buf)
+}
+
+// CanWriteNoWait reports whether TryFlush writes in the calling goroutine
+// (SetRawConn found the socket), rather than always in a new one.
+func (c *Conn) CanWriteNoWait() bool { return c.w.raw != nil }
+
 // TryFlush writes what is queued as far as the network takes it without
 // waiting, in the calling goroutine, unless another goroutine is writing
 // (which then carries it). What the network does not take at once is left
