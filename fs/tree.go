@@ -270,6 +270,7 @@ func (t *Tree) publishLocked(v *View, events []Event, undo []undo) {
 	if v.rev-prev.rev > h {
 		t.hist.reset()
 		t.histBytes = 0
+		t.past.Store(nil)
 	}
 	for r := max(prev.rev+1, v.rev-h+1); r < v.rev; r++ {
 		t.hist.push(record{rev: r, cost: HistoryRecordBytes})
