@@ -269,6 +269,7 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		cc.mu.Unlock()
 		c.WriteResponse(resp)
 	}
+	var spare *wire.Request
 	for {
 		cc.mu.Lock()
 		// Past MaxInflightBytes, read nothing more until requests end:
@@ -289,7 +290,14 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 		if !c.FrameBuffered() {
 			c.Flush()
 		}
-		req := new(wire.Request)
+		// A request answered inline or handed to the loop is done with
+		// when those return: its struct is reused. One that runs in a
+		// goroutine keeps it.
+		req := spare
+		if req == nil {
+			req = new(wire.Request)
+		}
+		spare = nil
 		if err := c.ReadRequest(req); err != nil {
 			var fe *fs.Error
 			switch {
@@ -327,6 +335,7 @@ func (s *server) serveClient(c *wire.Conn, nc net.Conn, access wire.Access) {
 			continue
 		}
 		if cc.inline(req) || cc.proposeWrite(ctx, req) {
+			spare = req
 			continue
 		}
 		rctx, rcancel := context.WithCancel(ctx)
