@@ -48,6 +48,11 @@ type Config struct {
 
 	// History is how many revisions stay readable (WAIT, WATCH, GET --rev).
 	History int
+	// HistoryBytes bounds what those revisions keep in memory (the bodies
+	// they superseded and a little per event, fs.Config.HistoryBytes):
+	// past it the oldest stop being readable (TOO_LATE) sooner. Zero or
+	// less: no byte bound, only History.
+	HistoryBytes int64
 	// MaxBody is the largest file body in bytes; bigger writes are TOO_BIG.
 	MaxBody int
 	// WriteTimeout bounds how long a write waits to be committed before it
@@ -58,6 +63,11 @@ type Config struct {
 	NoLeaderGrace time.Duration
 	// SnapshotEvery is how many slots are applied between snapshots.
 	SnapshotEvery uint64
+	// SnapshotBytes also starts a snapshot once the values applied since
+	// the last one add up to this many bytes, so that the log kept in
+	// memory until the snapshot compacts it stays bounded whatever the
+	// size of the writes. Zero or less: slots only.
+	SnapshotBytes int64
 	// Tick is the consensus clock's period.
 	Tick time.Duration
 	// SessionTTL is the TTL of the session lease that a mount's ephemeral
@@ -122,10 +132,12 @@ func DefaultConfig() Config {
 		Voters:           3,
 		DeadTimeout:      30 * time.Second,
 		History:          fs.DefaultHistory,
+		HistoryBytes:     256 << 20,
 		MaxBody:          1 << 20,
 		WriteTimeout:     10 * time.Second,
 		NoLeaderGrace:    3 * time.Second,
 		SnapshotEvery:    10000,
+		SnapshotBytes:    64 << 20,
 		Tick:             10 * time.Millisecond,
 		SessionTTL:       10 * time.Second,
 		MaxConns:         10000,

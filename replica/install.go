@@ -64,6 +64,7 @@ func (r *Replica) install(meta *consensus.SnapshotMeta) error {
 	r.lastTime = max(r.lastTime, p.hdr.LastTime)
 	r.applied = p.hdr.Slot
 	r.snapSlot = p.hdr.Slot
+	r.snapBytes = 0
 	r.snapRev.Store(r.tree.Rev())
 	prev := r.snapIndex
 	r.snapIndex = index

@@ -415,6 +415,7 @@ func (r *Replica) apply(entries []consensus.Entry) {
 		case consensus.EntryValues:
 			values += len(e.Values)
 			for _, v := range e.Values {
+				r.snapBytes += int64(len(v.Data))
 				r.applyValue(v, now)
 			}
 		case consensus.EntryConfig:
@@ -465,7 +466,9 @@ func (r *Replica) applyValue(v consensus.Value, now time.Time) {
 // last one. The tree is captured here, at exactly r.applied, and written
 // by another goroutine while the loop goes on.
 func (r *Replica) maybeSnapshot() {
-	if r.snapping || r.applied < r.snapSlot+r.cfg.SnapshotEvery || time.Now().Before(r.snapRetry) {
+	due := r.applied >= r.snapSlot+r.cfg.SnapshotEvery ||
+		(r.cfg.SnapshotBytes > 0 && r.snapBytes >= r.cfg.SnapshotBytes && r.applied > r.snapSlot)
+	if r.snapping || !due || time.Now().Before(r.snapRetry) {
 		return
 	}
 	// Write the hard state again so that it is at or after the snapshot's
@@ -484,6 +487,7 @@ func (r *Replica) maybeSnapshot() {
 	capture := r.tree.Capture()
 	rev := r.tree.Rev()
 	r.snapping = true
+	r.snapBytes = 0
 	store := r.dd.Snapshots
 	go func() {
 		_, err := store.Save(index, func(w io.Writer) error {
@@ -502,6 +506,7 @@ func (r *Replica) finishSnapshot(s snapResult) {
 	if s.err != nil {
 		r.log.Error("snapshot failed; will try again", "slot", s.slot, "err", s.err)
 		r.snapRetry = time.Now().Add(10 * time.Second)
+		r.snapBytes = max(r.snapBytes, r.cfg.SnapshotBytes) // still due
 		return
 	}
 	if _, err := r.node.Compact(s.slot); err != nil && !errors.Is(err, consensus.ErrCompacted) {

@@ -517,7 +517,7 @@ func (r *Replica) finishSnapRecv(s *snapRecv) error {
 		s.abort()
 		return err
 	}
-	hdr, tree, err := readStateSnapshot(sr, fs.Config{History: r.cfg.History})
+	hdr, tree, err := readStateSnapshot(sr, fs.Config{History: r.cfg.History, HistoryBytes: r.cfg.HistoryBytes})
 	if err == nil {
 		_, err = io.Copy(io.Discard, sr) // the CRC is checked at the end
 	}

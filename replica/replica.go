@@ -77,6 +77,7 @@ type Replica struct {
 	lastTime      int64
 	applied       uint64
 	snapSlot      uint64 // slot of the newest snapshot saved
+	snapBytes     int64  // bytes of the values applied since the newest snapshot was captured
 	snapIndex     uint64 // its WAL index
 	prevIndex     uint64 // WAL index of the snapshot before it
 	snapping      bool
@@ -254,7 +255,7 @@ func (r *Replica) recover() error {
 	if err != nil {
 		return err
 	}
-	fsCfg := fs.Config{History: r.cfg.History}
+	fsCfg := fs.Config{History: r.cfg.History, HistoryBytes: r.cfg.HistoryBytes}
 	var hdr *snapHeader
 	joining := false
 	switch {
