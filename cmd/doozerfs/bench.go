@@ -265,6 +265,9 @@ type benchEnv struct {
 	sweeping bool
 	// dataParent is where temporary data directories go (--data).
 	dataParent string
+	// loadAvg is the machine's 1-minute load average when the bench
+	// started ("" if unknown): the plot says how busy the machine was.
+	loadAvg string
 }
 
 // has reports whether the system under test provides n.
@@ -895,6 +898,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 		b.inproc, b.local, b.addrs, b.dataDir, b.fsType = true, r, []string{r.Addr()}, dir, fsTypeOf(dir)
 	}
 	b.canMount = (b.inproc || b.cluster != nil) && fuseMissing() == ""
+	if la, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(la)); len(f) > 0 {
+			b.loadAvg = f[0]
+		}
+	}
 	ws, err := selectWorkloads(o.names, b)
 	if err != nil {
 		return err

@@ -71,7 +71,10 @@ func writeSweepPlot(file string, sweep []resultJSON, b *benchEnv) error {
 	case b.inproc:
 		what = "one replica in the bench process"
 	case b.cluster != nil:
-		what = fmt.Sprintf("%d replicas in the bench process (--local)", len(b.addrs))
+		what = fmt.Sprintf("%d replicas in the bench process", len(b.addrs))
+	}
+	if b.loadAvg != "" {
+		what += ", load " + b.loadAvg + " before"
 	}
 	img := drawPlot(ss, "doozerfs bench --sweep: throughput against client count", what)
 	f, err := os.Create(file)
@@ -99,7 +102,7 @@ var (
 func drawPlot(ss []plotSeries, title, subtitle string) *image.RGBA {
 	const (
 		w, h                     = 900, 560
-		left, right, top, bottom = 100, 190, 80, 70
+		left, right, top, bottom = 100, 190, 100, 70
 		scale                    = 2 // font scale
 	)
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
@@ -156,7 +159,7 @@ func drawPlot(ss []plotSeries, title, subtitle string) *image.RGBA {
 	drawText(img, (w-textWidth(subtitle, scale))/2, 42, subtitle, scale, plotGrey)
 	xl := "concurrent clients (log scale)"
 	drawText(img, x0+(x1-x0-textWidth(xl, scale))/2, h-30, xl, scale, plotBlack)
-	drawText(img, 12, y1-34, "ops/s", scale, plotBlack)
+	drawText(img, x0-textWidth("ops/s", scale)/2, y1-28, "ops/s", scale, plotBlack)
 
 	// The series, and the legend.
 	for i, s := range ss {
