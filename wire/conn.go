@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -406,6 +407,12 @@ func (rw *rawWriter) writeNoWait(b []byte) (int, error) {
 	err := rw.rc.Write(rw.fn)
 	n, werr := rw.n, rw.err
 	rw.b, rw.err = nil, nil
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// A deadline set on the connection for a blocking write has
+		// passed: that is not this write's failure. The blocking flush
+		// takes over, under a deadline of its own.
+		return n, nil
+	}
 	if err != nil {
 		return n, err
 	}
@@ -449,6 +456,11 @@ func (w *writer) flush() error {
 			w.spare = out[:0]
 		}
 		w.wakeLocked()
+	}
+	if w.timeout > 0 && w.raw != nil {
+		// A deadline left behind would fail the next nonblocking write
+		// (tryFlush), however much later it comes: RawConn.Write checks it.
+		w.nc.SetWriteDeadline(time.Time{})
 	}
 	w.flushing = false
 	return w.err
