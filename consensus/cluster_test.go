@@ -38,6 +38,8 @@ type testNode struct {
 	up   bool
 	// offered is snapshot data received and offered, awaiting install.
 	offered *app
+	// pending is a Ready whose write is not yet durable (cluster.async).
+	pending *Ready
 }
 
 type envelope struct {
@@ -67,7 +69,12 @@ type cluster struct {
 	// onReady, if set, may crash a node while it handles a Ready (before its
 	// writes are synced); it returns how many entries survive, or -1.
 	crashMidReady func(id uint64, rd *Ready) int
-	stats         clusterStats
+	// async makes replicas handle a Ready that must be synced as the
+	// replica's loop does: its write stays pending (not durable, lost by a
+	// crash) while the node steps messages and hands out Early work, until
+	// a later process completes it.
+	async bool
+	stats clusterStats
 }
 
 // clusterStats counts what a run exercised.
@@ -131,7 +138,15 @@ func votersState(voters, learners []uint64) State {
 // reports whether there was one.
 func (c *cluster) process(id uint64) bool {
 	tn := c.nodes[id]
-	if !tn.up || !tn.node.HasReady() {
+	if !tn.up {
+		return false
+	}
+	if tn.pending != nil {
+		c.early(tn)
+		c.completeSync(tn)
+		return true
+	}
+	if !tn.node.HasReady() {
 		return false
 	}
 	rd := tn.node.Ready()
@@ -162,6 +177,21 @@ func (c *cluster) process(id uint64) bool {
 		}
 		c.logf("%s", line)
 	}
+	if c.async && rd.MustSync && rd.Snapshot == nil {
+		// Sent while the write is under way; the rest once it is durable.
+		for _, m := range rd.Messages {
+			if !m.Type.NeedsPersist() {
+				c.net = append(c.net, envelope{msg: m})
+			}
+		}
+		c.apply(tn, &rd)
+		for _, f := range rd.Failed {
+			c.chk.failed[f] = true
+		}
+		c.logf("%d: write pending", id)
+		tn.pending = &rd
+		return true
+	}
 	c.persist(tn, &rd)
 	for _, m := range rd.Messages {
 		c.net = append(c.net, envelope{msg: m})
@@ -178,6 +208,38 @@ func (c *cluster) process(id uint64) bool {
 	tn.node.Advance(rd)
 	c.maybeCompact(tn)
 	return true
+}
+
+// early hands out what the node may do while its write is pending.
+func (c *cluster) early(tn *testNode) {
+	msgs, committed := tn.node.Early()
+	for _, m := range msgs {
+		if m.Type.NeedsPersist() {
+			c.tb.Fatalf("node %d: Early gave %s, which needs persistence", tn.id, m)
+		}
+		c.net = append(c.net, envelope{msg: m})
+	}
+	if len(committed) > 0 {
+		c.apply(tn, &Ready{Committed: committed})
+	}
+}
+
+// completeSync makes the pending write durable and finishes its Ready.
+func (c *cluster) completeSync(tn *testNode) {
+	rd := tn.pending
+	tn.pending = nil
+	c.logf("%d: write synced", tn.id)
+	c.persist(tn, rd)
+	for _, m := range rd.Messages {
+		if m.Type.NeedsPersist() {
+			c.net = append(c.net, envelope{msg: m})
+		}
+	}
+	for _, st := range rd.SendSnapshots {
+		c.net = append(c.net, envelope{snap: &snapTransfer{from: tn.id, to: st.To, meta: cloneSnapshot(tn.disk.snap), data: tn.disk.snapApp}})
+	}
+	tn.node.Advance(*rd)
+	c.maybeCompact(tn)
 }
 
 func (c *cluster) persist(tn *testNode, rd *Ready) {
@@ -257,6 +319,7 @@ func (c *cluster) crash(id uint64, keepUnsynced bool) {
 		tn.disk.hs = *tn.disk.unsyncedHS
 	}
 	tn.disk.unsyncedHS = nil
+	tn.pending = nil // its write was not durable
 	tn.up, tn.node = false, nil
 	c.logf("%d: crash", id)
 }
@@ -298,6 +361,9 @@ func (c *cluster) deliver(i int) {
 	c.logf("%s", env.msg)
 	if err := dst.node.Step(env.msg); err != nil {
 		c.tb.Fatalf("node %d: Step(%s): %v", to, env.msg, err)
+	}
+	if dst.pending != nil {
+		c.early(dst)
 	}
 }
 

@@ -117,6 +117,49 @@ func (n *Node) Ready() Ready {
 	return rd
 }
 
+// Early hands out, between a Ready and its Advance, what does not wait for
+// this node's disk: the messages whose Type.NeedsPersist() is false (a
+// leader's Accepts for the slots it assigns now, Commits, forwarded
+// proposals, heartbeats …) and the entries chosen since the last Ready or
+// Early. A caller that syncs a Ready's write in the background calls it
+// meanwhile, so that the pipeline does not wait for that fsync: send msgs,
+// then apply committed in order (they count as applied at once). What Early
+// leaves (entries to persist, HardState, the acceptor's answers, read
+// states) goes in the next Ready: entries a leader assigns here are
+// persisted by it, and the leader's own acceptance of them counts from its
+// Advance (docs/consensus.md §5.4 is why sending their Accepts first is
+// safe). Chosen entries are durable on a majority whatever this node's
+// write, so they may be applied before it. Early gives nothing while a
+// received snapshot waits to be installed.
+func (n *Node) Early() (msgs []Message, committed []Entry) {
+	if n.out.install != nil {
+		return nil, nil
+	}
+	if n.lead != nil {
+		n.flushLeader()
+		n.broadcastNew()
+	}
+	n.flushForward()
+	if len(n.out.msgs) > 0 {
+		keep := n.out.msgs[:0]
+		for _, m := range n.out.msgs {
+			if m.Type.NeedsPersist() {
+				keep = append(keep, m)
+			} else {
+				msgs = append(msgs, m)
+			}
+		}
+		clear(n.out.msgs[len(keep):])
+		n.out.msgs = keep
+	}
+	if n.commit > n.handed {
+		committed = n.committed(n.handed+1, n.commit)
+		n.handed = n.commit
+		n.applied = max(n.applied, n.commit)
+	}
+	return msgs, committed
+}
+
 // committed returns the chosen entries lo..hi for the caller to apply.
 func (n *Node) committed(lo, hi uint64) []Entry {
 	es := n.slots.span(lo, hi)

@@ -112,6 +112,7 @@ func runSim(t *testing.T, seed uint64, steps int, verbose bool) {
 	s.wConf = []float64{0.2, 0.5, 2}[rng.IntN(3)]
 	s.c.compactEvery = []uint64{0, 4, 16}[rng.IntN(3)]
 	s.c.crashMidReady = s.maybeCrashMidReady
+	s.c.async = seed%2 == 1
 	for s.step = 0; s.step < steps; s.step++ {
 		s.randomStep()
 	}
