@@ -783,6 +783,10 @@ func printBenchHelp(w io.Writer, f *flag.FlagSet) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Runs the workloads of shared/TARGETS.md against --addr, or by default against a")
 	fmt.Fprintln(w, "single replica started in this process on a temporary data directory.")
+	fmt.Fprintln(w, "mount-read and inotify-latency mount the last replica this process started")
+	fmt.Fprintln(w, "(FUSE), or use --mount-dir with --addr. The scale workloads run on doozerfs")
+	fmt.Fprintln(w, "serve child processes and only by name or with --scale. --sweep N,N,... runs")
+	fmt.Fprintln(w, "conc-write and local-read at each client count; --plot FILE.png draws them.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "workloads:")
 	for _, wl := range workloads {
