@@ -273,8 +273,20 @@ func (r *Replica) failAll() {
 
 // process carries out every Ready the node has. In the loop, a Ready that
 // must be synced is handed to the syncer after its write (its chosen
-// entries are applied meanwhile), and the next Ready waits for synced.
+// entries are applied meanwhile), and the next Ready waits for synced;
+// until then each call hands out what consensus can do without the disk
+// (Node.Early).
 func (r *Replica) process() error {
+	if r.syncing {
+		// While the disk works: what does not wait for it (forwarded
+		// proposals, a leader's Accepts and Commits, what was chosen).
+		msgs, committed := r.node.Early()
+		r.peers.send(msgs, false)
+		if len(committed) > 0 {
+			r.apply(committed)
+			r.flushAnswers()
+		}
+	}
 	for !r.syncing && r.node.HasReady() {
 		rd := r.node.Ready()
 		if rd.Snapshot != nil {
@@ -387,7 +399,11 @@ func (r *Replica) persist(rd *consensus.Ready, async bool) (handed bool, err err
 		return false, err
 	}
 	for i, e := range rd.Entries {
-		r.entryIndex[e.Slot] = first + uint64(i)
+		// A slot can be applied before its entry is written here
+		// (Node.Early: chosen by the others while this write waited).
+		if e.Slot > r.applied {
+			r.entryIndex[e.Slot] = first + uint64(i)
+		}
 	}
 	if rd.HardState != nil {
 		r.hs = *rd.HardState
