@@ -185,18 +185,8 @@ func benchClient(b *testing.B, op func(context.Context, *Client) error) {
 // the codec and a minimal server that answers from its reading goroutine
 // and flushes when its input runs dry, over loopback, 16 callers.
 func BenchmarkWireGetRoundTrip(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go serveInline(ln)
 	ctx := context.Background()
-	c, err := Dial(ctx, []string{ln.Addr().String()}, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := inlineClient(b)
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -209,6 +199,23 @@ func BenchmarkWireGetRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// inlineClient dials a serveInline server on loopback; both go when the
+// benchmark ends.
+func inlineClient(b *testing.B) *Client {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go serveInline(ln)
+	c, err := Dial(context.Background(), []string{ln.Addr().String()}, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
 }
 
 // serveInline answers every request with a 256-byte GET answer.
@@ -240,18 +247,8 @@ func serveInline(ln net.Listener) {
 // and one request in flight: the latency of a round trip, where a
 // goroutine hand-off per request on either side shows.
 func BenchmarkWireGetSequential(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go serveInline(ln)
 	ctx := context.Background()
-	c, err := Dial(ctx, []string{ln.Addr().String()}, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := inlineClient(b)
 	b.ReportAllocs()
 	defer reportCPU(b)()
 	for b.Loop() {
