@@ -50,7 +50,7 @@ func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 }
 
 // startCluster starts n replicas that find each other through disc.
-func startCluster(t *testing.T, n int, disc *staticDisc, tweak func(*Config)) ([]*Replica, []Config) {
+func startCluster(t testing.TB, n int, disc *staticDisc, tweak func(*Config)) ([]*Replica, []Config) {
 	t.Helper()
 	var rs []*Replica
 	var cfgs []Config

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/doozerfs/doozerfs/fs"
 	"github.com/doozerfs/doozerfs/replica/wal"
@@ -185,20 +184,7 @@ func benchServerSet(b *testing.B, writers int) {
 // links, the group commit on each replica and the answers. cpu-ns/op is
 // the CPU of the three replicas and the clients per SET.
 func BenchmarkClusterSetParallel(b *testing.B) {
-	disc := &staticDisc{}
-	var rs []*Replica
-	for i := range 3 {
-		cfg := testConfig(b, b.TempDir())
-		cfg.Name = fmt.Sprintf("r%d", i+1)
-		cfg.disc = disc
-		if i > 0 {
-			cfg.Join = []string{rs[0].Addr()}
-		}
-		r := startReplica(b, cfg)
-		disc.set(peerView{ID: r.ID(), Name: cfg.Name, Addr: r.Addr(), Alive: true})
-		rs = append(rs, r)
-	}
-	waitFor(b, "3 voters", 30*time.Second, func() bool { return rs[0].voterCount() == 3 })
+	rs, _ := startCluster(b, 3, &staticDisc{}, nil)
 	var cs []*wire.Client
 	for _, r := range rs {
 		cs = append(cs, dialReplica(b, r))
