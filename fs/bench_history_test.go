@@ -43,15 +43,7 @@ func historyBenchTree(b *testing.B, files int) (*Tree, []*Mutation) {
 func BenchmarkApplySetFullHistory(b *testing.B) {
 	tr, ms := historyBenchTree(b, 100_000)
 	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	cpu := startCPU()
-	for i := 0; i < b.N; i++ {
-		if _, err := tr.Apply(ms[i%len(ms)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	cpu.stop(b)
+	benchApply(b, tr, ms)
 }
 
 // BenchmarkHistoryGCCost reports what the 10,000-revision window of a tree

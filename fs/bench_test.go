@@ -15,6 +15,12 @@ func BenchmarkApplySet256(b *testing.B) {
 	for i := range ms {
 		ms[i] = tx(Op{Kind: OpSet, Path: fmt.Sprintf("/bench/k%04d", i), Rev: Clobber, Body: bytes.Repeat([]byte{'v'}, 256)})
 	}
+	benchApply(b, tr, ms)
+}
+
+// benchApply applies ms to tr in turn, b.N times, reporting allocations
+// and the CPU (GC included) per apply.
+func benchApply(b *testing.B, tr *Tree, ms []*Mutation) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := startCPU()
