@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -301,6 +302,12 @@ func (c *cluster) maybeCompact(tn *testNode) {
 		return
 	}
 	meta, err := tn.node.Compact(tn.app.applied)
+	if errors.Is(err, ErrCompacted) && meta.Slot > tn.app.applied {
+		// The node took a snapshot offered while its write was pending;
+		// its next Ready installs it. The replica's loop does the same
+		// (finishSnapshot tolerates ErrCompacted).
+		return
+	}
 	if err != nil {
 		c.tb.Fatalf("node %d: Compact(%d): %v", tn.id, tn.app.applied, err)
 	}

@@ -34,8 +34,12 @@ type Config struct {
 	// snapshot it asked the caller to send before asking again. Default 3000.
 	SnapshotTicks int
 
-	// MaxInflightSlots bounds the pipeline: slots proposed but not yet chosen.
-	// At most Alpha. Default Alpha.
+	// MaxInflightSlots bounds the pipeline of batches: a new batch of values
+	// gets a slot only while fewer than this many slots are proposed and not
+	// yet chosen; meanwhile values queue and the next batch grows. Recovered
+	// slots, no-ops and membership changes may use the whole Alpha window.
+	// At most Alpha. Default Alpha (replica uses a small window: see
+	// docs/consensus.md §3.4).
 	MaxInflightSlots int
 	// MaxBatchBytes bounds the bytes of values in one slot (a single larger
 	// value still gets a slot of its own). Default 256 KiB.

@@ -10,7 +10,8 @@ import (
 type leader struct {
 	ballot Ballot
 	// next is the next slot to assign. Slots (commit, next) are in flight at
-	// ballot; next-1 ≤ commit+MaxInflightSlots ≤ commit+Alpha.
+	// ballot; next-1 ≤ commit+Alpha, and a slot holding a new batch of
+	// values is at most commit+MaxInflightSlots.
 	next uint64
 	// sentFrom ≤ next: slots [sentFrom, next) are assigned and not yet sent.
 	sentFrom uint64

@@ -2,25 +2,38 @@ package consensus
 
 import "slices"
 
-// Phase 2: the leader assigns slots (pipelined up to MaxInflightSlots, each
-// holding a batch of values), sends Accepts, counts acknowledgements and
-// advances the chosen prefix.
+// Phase 2: the leader assigns slots (batches of values pipelined up to
+// MaxInflightSlots, everything else up to Alpha), sends Accepts, counts
+// acknowledgements and advances the chosen prefix.
 
 // canAssign reports whether the leader may propose slot s now: s is inside
 // the window, so every slot up to s-Alpha is chosen and s's membership is
 // known, and a majority of that membership promised this ballot.
 func (n *Node) canAssign(s uint64) bool {
-	if s > n.commit+uint64(n.cfg.MaxInflightSlots) {
+	if s > n.commit+Alpha {
 		return false
 	}
 	mask, q := n.maskFor(s)
 	return hasQuorum(n.lead.promisedMask, mask, q)
 }
 
+// batchWindowOpen reports whether slot s may hold a new batch of values:
+// at most MaxInflightSlots of them are proposed and not yet chosen. While
+// they are, values wait in the queue and the next batch grows: under load
+// a few large slots cost less (messages, WAL records, wake-ups on every
+// replica) than many small ones. Recovered slots, no-ops and membership
+// changes use the whole Alpha window.
+func (n *Node) batchWindowOpen(s uint64) bool {
+	return s <= n.commit+uint64(n.cfg.MaxInflightSlots)
+}
+
 // hasWork reports whether flushLeader would assign a slot.
 func (n *Node) hasWork() bool {
 	l := n.lead
-	return n.canAssign(l.next) && (l.next <= l.rec.end || len(l.queue) > 0 || n.needsFill())
+	if !n.canAssign(l.next) {
+		return false
+	}
+	return l.next <= l.rec.end || n.needsFill() || (len(l.queue) > 0 && n.batchWindowOpen(l.next))
 }
 
 // needsFill: a chosen membership change has not yet taken effect and no
@@ -43,7 +56,7 @@ func (n *Node) flushLeader() {
 			}
 			delete(l.rec.entries, l.next)
 			n.assign(e)
-		case len(l.dropStale()) > 0:
+		case n.batchWindowOpen(l.next) && len(l.dropStale()) > 0:
 			n.assign(Entry{Kind: EntryValues, Values: l.takeBatch(&n.cfg)})
 		case n.needsFill():
 			n.assign(Entry{Kind: EntryNoop})

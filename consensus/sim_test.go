@@ -77,8 +77,11 @@ func simConfig(seed uint64) func(uint64) Config {
 		if seed%4 == 0 {
 			c.MaxBatchCount = 1
 		}
-		if seed%3 == 0 {
+		switch {
+		case seed%3 == 0:
 			c.MaxInflightSlots = 4
+		case seed%5 == 0:
+			c.MaxInflightSlots = 2 // the replica's window
 		}
 		return c
 	}
