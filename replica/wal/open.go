@@ -176,7 +176,7 @@ func (w *WAL) openActive(files []segFile, scans []segScan) error {
 		w.log.Warn("wal: cut a torn write off the end of the log",
 			"file", path, "offset", last.end, "damage_at", last.damage.off, "damage", last.damage.reason)
 	}
-	w.off, w.synced = last.end, last.end
+	w.off, w.synced, w.zeroed = last.end, last.end, last.end
 	w.next, w.gen = last.next, last.gen
 	if last.open {
 		w.dirty = true
@@ -192,7 +192,7 @@ func (w *WAL) startFresh(h segHeader) error {
 	}
 	w.f = f
 	w.segs = []*segment{{name: name, seq: h.seq, first: h.first, end: segHeaderSize}}
-	w.off, w.synced = segHeaderSize, segHeaderSize
+	w.off, w.synced, w.zeroed = segHeaderSize, segHeaderSize, segHeaderSize
 	w.next, w.gen = h.first, h.gen
 	return nil
 }
