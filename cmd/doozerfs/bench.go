@@ -300,9 +300,7 @@ func (b *benchEnv) dial(ctx context.Context, i int) (*wire.Client, error) {
 // connection i%conns), spread over the replicas, and a function closing
 // them all.
 func (b *benchEnv) dialMany(ctx context.Context, n, conns int) ([]*wire.Client, func(), error) {
-	if conns <= 0 || conns > n {
-		conns = n
-	}
+	conns = sharedConns(n, conns)
 	cs := make([]*wire.Client, 0, conns)
 	closeAll := func() {
 		for _, c := range cs {
@@ -324,6 +322,14 @@ func (b *benchEnv) dialMany(ctx context.Context, n, conns int) ([]*wire.Client, 
 	return clients, closeAll, nil
 }
 
+// sharedConns is how many connections n clients share under --conns.
+func sharedConns(n, conns int) int {
+	if conns <= 0 || conns > n {
+		return n
+	}
+	return conns
+}
+
 func (b *benchEnv) path(dir string, i int) string {
 	return fmt.Sprintf("%s/%s/k%05d", b.p.prefix, dir, i)
 }
@@ -341,6 +347,7 @@ type benchResult struct {
 	Workload string
 	Run      int // 1.., or 0 for the median of several runs
 	Clients  int
+	Conns    int // connections the clients shared; 0: one each
 	Ops      int // operations that succeeded (measured)
 	Errors   int
 	FirstErr string
@@ -505,10 +512,12 @@ func runConcWrite(ctx context.Context, b *benchEnv) (*benchResult, error) {
 	}
 	defer closeAll()
 	body := b.body()
-	return closedLoop(ctx, len(cs), b.p.concWrites, func(ctx context.Context, w, _ int) error {
+	r := closedLoop(ctx, len(cs), b.p.concWrites, func(ctx context.Context, w, _ int) error {
 		_, err := cs[w].Set(ctx, b.path("conc", rand.N(b.p.concKeys)), fs.Clobber, body)
 		return err
-	}), nil
+	})
+	r.Conns = sharedConns(len(cs), b.p.conns)
+	return r, nil
 }
 
 func runLocalRead(ctx context.Context, b *benchEnv) (*benchResult, error) {
@@ -531,13 +540,15 @@ func runLocalRead(ctx context.Context, b *benchEnv) (*benchResult, error) {
 		return nil, err
 	}
 	size := len(body)
-	return closedLoop(ctx, len(cs), b.p.reads, func(ctx context.Context, w, _ int) error {
+	r := closedLoop(ctx, len(cs), b.p.reads, func(ctx context.Context, w, _ int) error {
 		got, _, err := cs[w].Get(ctx, b.path("read", rand.N(b.p.readKeys)), 0)
 		if err == nil && len(got) != size {
 			err = fmt.Errorf("GET returned %d bytes, want %d", len(got), size)
 		}
 		return err
-	}), nil
+	})
+	r.Conns = sharedConns(len(cs), b.p.conns)
+	return r, nil
 }
 
 // waitApplied waits until every replica has applied what has been written
@@ -716,7 +727,7 @@ func parseBenchFlags(e *env, args []string) (*benchOptions, error) {
 	f.IntVar(&o.p.failovers, "failovers", 5, "failover: number of leader stops")
 	f.IntVar(&o.local, "local", 0, "start a cluster of this many replicas in this process, on loopback, and benchmark it (3 is TARGETS.md's set-up)")
 	f.IntVar(&o.p.clients, "clients", 64, "conc-write, local-read, scale-files: concurrent clients")
-	f.IntVar(&o.p.conns, "conns", 0, "conc-write, local-read: connections the clients share (0: one each)")
+	f.IntVar(&o.p.conns, "conns", 8, "conc-write, local-read: connections the clients share, spread over the replicas (8: how TARGETS.md's etcd figures were taken, 64 clients over 8 connections; 0: one each)")
 	f.IntVar(&o.p.size, "size", 256, "value size in bytes")
 	f.StringVar(&o.p.prefix, "prefix", "/bench", "directory the workloads write under")
 	f.StringVar(&o.mountDir, "mount-dir", "", "mount-read, inotify-latency with --addr: an existing mount of the cluster (of its last replica for inotify-latency), showing the store's root")
@@ -1093,7 +1104,7 @@ func medianOf(w *workload, rs []*benchResult) *benchResult {
 		rates[i] = r.Rate
 	}
 	slices.Sort(rates)
-	m := &benchResult{Workload: w.name, Clients: mine[0].Clients}
+	m := &benchResult{Workload: w.name, Clients: mine[0].Clients, Conns: mine[0].Conns}
 	for _, r := range mine {
 		m.Ops += r.Ops
 		m.Errors += r.Errors
@@ -1177,6 +1188,7 @@ type resultJSON struct {
 	Workload   string  `json:"workload"`
 	Run        int     `json:"run,omitempty"`
 	Clients    int     `json:"clients"`
+	Conns      int     `json:"conns,omitempty"`
 	Ops        int     `json:"ops"`
 	Errors     int     `json:"errors"`
 	FirstError string  `json:"first_error,omitempty"`
@@ -1246,7 +1258,7 @@ func (out *benchOutput) header() {
 func (out *benchOutput) json(w *workload, r *benchResult) resultJSON {
 	us := func(d time.Duration) float64 { return math.Round(float64(d)/1e1) / 1e2 }
 	return resultJSON{
-		Workload: r.Workload, Run: r.Run, Clients: r.Clients, Ops: r.Ops, Errors: r.Errors, FirstError: r.FirstErr,
+		Workload: r.Workload, Run: r.Run, Clients: r.Clients, Conns: r.Conns, Ops: r.Ops, Errors: r.Errors, FirstError: r.FirstErr,
 		ElapsedS: math.Round(r.Elapsed.Seconds()*1e4) / 1e4, OpsPerS: math.Round(r.Rate*10) / 10,
 		P50us: us(r.P50), P90us: us(r.P90), P99us: us(r.P99), MaxUs: us(r.Max), MeanUs: us(r.Mean),
 		CPUPerOpUs: us(r.CPUPerOp()), AllocsOp: math.Round(r.AllocsPerOp()*10) / 10,
@@ -1313,10 +1325,19 @@ func (out *benchOutput) line(label string, w *workload, r *benchResult) {
 	if r.Detail != "" {
 		extra = "  " + r.Detail
 	}
-	fmt.Fprintf(out.w, "%-22s %3d clients %6d ops in %6.2fs %9.0f ops/s  p50 %7s  p90 %7s  p99 %7s  max %7s  cpu/op %7s %4.0f allocs/op%s  | target %s%s (etcd: %s)%s\n",
-		label, r.Clients, r.Ops, r.Elapsed.Seconds(), r.Rate,
+	fmt.Fprintf(out.w, "%-22s %s %6d ops in %6.2fs %9.0f ops/s  p50 %7s  p90 %7s  p99 %7s  max %7s  cpu/op %7s %4.0f allocs/op%s  | target %s%s (etcd: %s)%s\n",
+		label, clientsLabel(r), r.Ops, r.Elapsed.Seconds(), r.Rate,
 		fmtLatency(r.P50), fmtLatency(r.P90), fmtLatency(r.P99), fmtLatency(r.Max), fmtLatency(r.CPUPerOp()), r.AllocsPerOp(),
 		extra, w.target.goal, verdict, w.target.etcd, errs)
+}
+
+// clientsLabel says how many clients ran, and on how many connections
+// when they shared them.
+func clientsLabel(r *benchResult) string {
+	if r.Conns > 0 && r.Conns < r.Clients {
+		return fmt.Sprintf("%3d clients/%d conns", r.Clients, r.Conns)
+	}
+	return fmt.Sprintf("%3d clients", r.Clients)
 }
 
 func (out *benchOutput) failure(w *workload, run int, err error) {

@@ -132,6 +132,10 @@ func TestBenchCluster(t *testing.T) {
 		if !strings.HasPrefix(l, name+" ") || !strings.Contains(l, " p99 ") || !strings.Contains(l, " cpu/op ") || !strings.Contains(l, "target ") || strings.Contains(l, "errors") {
 			t.Errorf("line for %s: %s", name, l)
 		}
+		// The 4 clients of tinyBench share the two connections.
+		if shared := strings.Contains(l, "  4 clients/2 conns "); shared != (name != "watch-latency") {
+			t.Errorf("line for %s: says clients/conns %v: %s", name, shared, l)
+		}
 	}
 	c, err := (&benchEnv{addrs: []string{addr}}).dial(context.Background(), 0)
 	if err != nil {
