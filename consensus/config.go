@@ -36,8 +36,9 @@ type Config struct {
 
 	// MaxInflightSlots bounds the pipeline of batches: a new batch of values
 	// gets a slot only while fewer than this many slots are proposed and not
-	// yet chosen; meanwhile values queue and the next batch grows. Recovered
-	// slots, no-ops and membership changes may use the whole Alpha window.
+	// yet chosen; meanwhile values queue and the next batch grows. A full
+	// batch (MaxBatchCount values or MaxBatchBytes bytes), recovered slots,
+	// no-ops and membership changes may use the whole Alpha window.
 	// At most Alpha. Default Alpha (replica uses a small window: see
 	// docs/consensus.md §3.4).
 	MaxInflightSlots int

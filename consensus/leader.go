@@ -24,6 +24,8 @@ type leader struct {
 	rec recovery
 	// queue holds values waiting for a slot, oldest first.
 	queue []Value
+	// queueBytes is the sum of len(Data) over queue.
+	queueBytes int
 	// known holds every proposal queued (false) or in an in-flight slot
 	// (true) at this leader, so a retry that arrives meanwhile is dropped
 	// rather than chosen twice. An id leaves it when its slot is chosen: a

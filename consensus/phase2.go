@@ -21,10 +21,14 @@ func (n *Node) canAssign(s uint64) bool {
 // at most MaxInflightSlots of them are proposed and not yet chosen. While
 // they are, values wait in the queue and the next batch grows: under load
 // a few large slots cost less (messages, WAL records, wake-ups on every
-// replica) than many small ones. Recovered slots, no-ops and membership
-// changes use the whole Alpha window.
+// replica) than many small ones. Once the queue holds a full batch
+// (MaxBatchCount values or MaxBatchBytes bytes), waiting cannot make it
+// larger, and full batches are pipelined up to Alpha. Recovered slots,
+// no-ops and membership changes use the whole Alpha window too.
 func (n *Node) batchWindowOpen(s uint64) bool {
-	return s <= n.commit+uint64(n.cfg.MaxInflightSlots)
+	l := n.lead
+	return s <= n.commit+uint64(n.cfg.MaxInflightSlots) ||
+		len(l.queue) >= n.cfg.MaxBatchCount || l.queueBytes >= n.cfg.MaxBatchBytes
 }
 
 // hasWork reports whether flushLeader would assign a slot.
@@ -75,6 +79,7 @@ func (l *leader) enqueue(v Value, limit int) bool {
 	if _, ok := l.known[v.ID]; !ok {
 		l.known[v.ID] = false
 		l.queue = append(l.queue, v)
+		l.queueBytes += len(v.Data)
 	}
 	return true
 }
@@ -98,9 +103,11 @@ func (l *leader) dropStale() []Value {
 	}
 	l.stale = 0
 	kept := l.queue[:0]
+	l.queueBytes = 0
 	for _, v := range l.queue {
 		if !l.known[v.ID] {
 			kept = append(kept, v)
+			l.queueBytes += len(v.Data)
 		}
 	}
 	clear(l.queue[len(kept):])
@@ -123,6 +130,7 @@ func (l *leader) takeBatch(c *Config) []Value {
 	}
 	batch := l.queue[:k:k]
 	l.queue = l.queue[k:]
+	l.queueBytes -= size
 	return batch
 }
 

@@ -59,7 +59,54 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
+// TestPipelineIsBoundedByTheWindow: a batch smaller than MaxBatchCount gets
+// a slot only while fewer than MaxInflightSlots are in flight; meanwhile the
+// queue grows, and a full batch is not held back.
 func TestPipelineIsBoundedByTheWindow(t *testing.T) {
+	c := newCluster(t, func(id uint64) Config {
+		cfg := testConfig(id)
+		cfg.MaxInflightSlots, cfg.MaxBatchCount = 2, 4
+		return cfg
+	})
+	for _, id := range []uint64{1, 2, 3} {
+		c.addNode(id, votersState([]uint64{1, 2, 3}, nil))
+	}
+	c.settle(5)
+	c.nodes[1].node.startPreVote()
+	c.settle(50)
+	l := c.nodes[1].node
+	if got := l.lead.next - l.commit - 1; got != 0 {
+		t.Fatalf("%d slots in flight after settling", got)
+	}
+	inFlight := func() uint64 { return l.lead.next - l.commit - 1 }
+	for i := range 2 {
+		c.propose(t, 1, "v")
+		c.process(1)
+		if got := inFlight(); got != uint64(i+1) {
+			t.Fatalf("after proposal %d: %d slots in flight, want %d", i+1, got, i+1)
+		}
+	}
+	for range 3 {
+		c.propose(t, 1, "v")
+	}
+	c.process(1)
+	if got, q := inFlight(), len(l.lead.queue); got != 2 || q != 3 {
+		t.Fatalf("window full: %d slots in flight and %d values queued, want 2 and 3", got, q)
+	}
+	c.propose(t, 1, "v") // the queue now holds a full batch
+	c.process(1)
+	if got, q := inFlight(), len(l.lead.queue); got != 3 || q != 0 {
+		t.Fatalf("full batch: %d slots in flight and %d values queued, want 3 and 0", got, q)
+	}
+	c.settle(100)
+	if got := c.nodes[3].app.values; got != 6 {
+		t.Errorf("node 3 applied %d values, want 6", got)
+	}
+}
+
+// TestFullBatchesPipelineToAlpha: with batches of one value every batch is
+// full, so slots are assigned past MaxInflightSlots, up to Alpha.
+func TestFullBatchesPipelineToAlpha(t *testing.T) {
 	c := newCluster(t, func(id uint64) Config {
 		cfg := testConfig(id)
 		cfg.MaxInflightSlots, cfg.MaxBatchCount = 4, 1
@@ -71,17 +118,17 @@ func TestPipelineIsBoundedByTheWindow(t *testing.T) {
 	c.settle(5)
 	c.nodes[1].node.startPreVote()
 	c.settle(50)
-	for i := 0; i < 10; i++ {
+	for range Alpha + 10 {
 		c.propose(t, 1, "v")
 	}
 	c.process(1)
 	l := c.nodes[1].node
-	if got := l.lead.next - l.commit - 1; got != 4 {
-		t.Errorf("%d slots in flight, want the window of 4", got)
+	if got := l.lead.next - l.commit - 1; got != Alpha {
+		t.Errorf("%d slots in flight, want Alpha (%d)", got, Alpha)
 	}
-	c.settle(100)
-	if got := c.nodes[3].app.values; got != 10 {
-		t.Errorf("node 3 applied %d values, want 10", got)
+	c.settle(200)
+	if got := c.nodes[3].app.values; got != Alpha+10 {
+		t.Errorf("node 3 applied %d values, want %d", got, Alpha+10)
 	}
 }
 
