@@ -33,9 +33,10 @@ type Options struct {
 	// disk is damage: it is never used to size an allocation.
 	MaxRecord int
 
-	// NoPreallocate turns off fallocate of new segments to SegmentSize.
-	// Preallocation makes each fdatasync cheaper (no block allocation, no
-	// size change) and is on by default.
+	// NoPreallocate turns off fallocate of new segments to SegmentSize and
+	// the zeros written ahead of the records (docs/storage.md §2.2). Both
+	// make each fdatasync cheaper (no block allocation, no size change, no
+	// unwritten extent to convert) and are on by default.
 	NoPreallocate bool
 
 	// Repair makes Open and SnapshotStore.Latest cut damaged data instead of
