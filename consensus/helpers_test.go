@@ -72,7 +72,13 @@ func vals(node uint64, data ...string) []Value {
 // returns the cluster.
 func electLeader(t *testing.T, voters ...uint64) *cluster {
 	t.Helper()
-	c := newCluster(t, testConfig)
+	return electLeaderWith(t, testConfig, voters...)
+}
+
+// electLeaderWith is electLeader with the nodes' configuration from cfg.
+func electLeaderWith(t *testing.T, cfg func(id uint64) Config, voters ...uint64) *cluster {
+	t.Helper()
+	c := newCluster(t, cfg)
 	for _, id := range voters {
 		c.addNode(id, votersState(voters, nil))
 	}

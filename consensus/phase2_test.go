@@ -59,21 +59,20 @@ func equalInts(a, b []int) bool {
 	return true
 }
 
+// windowConfig is testConfig with the given pipeline window and batch size.
+func windowConfig(inflight, batch int) func(uint64) Config {
+	return func(id uint64) Config {
+		cfg := testConfig(id)
+		cfg.MaxInflightSlots, cfg.MaxBatchCount = inflight, batch
+		return cfg
+	}
+}
+
 // TestPipelineIsBoundedByTheWindow: a batch smaller than MaxBatchCount gets
 // a slot only while fewer than MaxInflightSlots are in flight; meanwhile the
 // queue grows, and a full batch is not held back.
 func TestPipelineIsBoundedByTheWindow(t *testing.T) {
-	c := newCluster(t, func(id uint64) Config {
-		cfg := testConfig(id)
-		cfg.MaxInflightSlots, cfg.MaxBatchCount = 2, 4
-		return cfg
-	})
-	for _, id := range []uint64{1, 2, 3} {
-		c.addNode(id, votersState([]uint64{1, 2, 3}, nil))
-	}
-	c.settle(5)
-	c.nodes[1].node.startPreVote()
-	c.settle(50)
+	c := electLeaderWith(t, windowConfig(2, 4), 1, 2, 3)
 	l := c.nodes[1].node
 	if got := l.lead.next - l.commit - 1; got != 0 {
 		t.Fatalf("%d slots in flight after settling", got)
@@ -107,17 +106,7 @@ func TestPipelineIsBoundedByTheWindow(t *testing.T) {
 // TestFullBatchesPipelineToAlpha: with batches of one value every batch is
 // full, so slots are assigned past MaxInflightSlots, up to Alpha.
 func TestFullBatchesPipelineToAlpha(t *testing.T) {
-	c := newCluster(t, func(id uint64) Config {
-		cfg := testConfig(id)
-		cfg.MaxInflightSlots, cfg.MaxBatchCount = 4, 1
-		return cfg
-	})
-	for _, id := range []uint64{1, 2, 3} {
-		c.addNode(id, votersState([]uint64{1, 2, 3}, nil))
-	}
-	c.settle(5)
-	c.nodes[1].node.startPreVote()
-	c.settle(50)
+	c := electLeaderWith(t, windowConfig(4, 1), 1, 2, 3)
 	for range Alpha + 10 {
 		c.propose(t, 1, "v")
 	}
